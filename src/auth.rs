@@ -1,0 +1,75 @@
+//! Who is asking: bearer tokens become a `Viewer` with a tenant and a role.
+
+use chrono::Utc;
+
+use crate::db::{DbPool, pool};
+use crate::error::{AppError, AppResult};
+use crate::models::ids::{TenantId, TokenId, UserId};
+use crate::models::{tokens, users::Role};
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer {
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub role: Role,
+    pub token_id: TokenId,
+}
+
+impl Viewer {
+    /// Fails with `FORBIDDEN` unless the viewer's role is one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> AppResult<()> {
+        if roles.contains(&self.role) { Ok(()) } else { Err(AppError::Forbidden) }
+    }
+
+    /// Fails with `FORBIDDEN` for roles that may not read (integrations).
+    pub fn require_read(&self) -> AppResult<()> {
+        if self.role.can_read() { Ok(()) } else { Err(AppError::Forbidden) }
+    }
+}
+
+/// The token from an `Authorization: Bearer <token>` value (the scheme is case-insensitive).
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Resolves a bearer token to its viewer. Missing, unknown, revoked and expired tokens
+/// all fail with `UNAUTHENTICATED`, the same way, so a caller learns nothing about which.
+pub async fn authenticate(db: &DbPool, authorization: Option<&str>) -> AppResult<Viewer> {
+    let secret = authorization.and_then(bearer_token).ok_or(AppError::Unauthenticated)?;
+    if !secret.starts_with(tokens::TOKEN_PREFIX) || secret.len() > 200 {
+        return Err(AppError::Unauthenticated);
+    }
+    let mut conn = pool::get(db).await?;
+    let (token, user) =
+        tokens::find_by_secret(&mut conn, secret).await?.ok_or(AppError::Unauthenticated)?;
+    let now = Utc::now();
+    if !token.is_active(now) {
+        return Err(AppError::Unauthenticated);
+    }
+    if token.last_used_at.is_none_or(|at| now - at > chrono::Duration::minutes(1)) {
+        tokens::touch(&mut conn, token.id).await?;
+    }
+    Ok(Viewer {
+        user_id: user.id,
+        tenant_id: user.tenant_id,
+        role: user.role(),
+        token_id: token.id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_token_accepts_any_case_of_the_scheme_and_trims() {
+        assert_eq!(bearer_token("Bearer cf_abc"), Some("cf_abc"));
+        assert_eq!(bearer_token("bearer  cf_abc "), Some("cf_abc"));
+        assert_eq!(bearer_token("Basic cf_abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("cf_abc"), None);
+    }
+}

@@ -1,0 +1,225 @@
+//! The command line: `serve` (the default), `migrate`, `schema`, and the create commands,
+//! each of which prints one JSON object on stdout.
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
+use crate::db::{Database, migrations};
+use crate::graphql::ids::{self, Kind};
+use crate::models::ids::{TenantId, UserId};
+use crate::models::tenants::{self, License};
+use crate::models::tokens;
+use crate::models::users::{self, NewUser, Role};
+
+/// casefile: case management for security investigations, over one GraphQL API.
+#[derive(Debug, Parser)]
+#[command(name = "casefile", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    #[command(flatten)]
+    pub serve: ServeConfig,
+
+    /// Log line format.
+    #[arg(long, env = "CASEFILE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default command).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL); `schema.graphql` holds exactly this.
+    Schema,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantAction {
+    /// Create a tenant; prints `{"tenantId": …}`.
+    Create {
+        /// The tenant's name.
+        #[arg(long)]
+        name: String,
+        /// An extra license (XDR is always held); repeat for several.
+        #[arg(long = "license", value_parser = parse_license)]
+        licenses: Vec<License>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user; prints `{"userId": …}`.
+    Create {
+        /// The tenant's id (as `tenant create` printed it).
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// ADMIN, ANALYST, SUPER_ADMIN, READ_ONLY, PROVIDER_ANALYST or INGEST.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Name shown to people; defaults to the email.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create an API token for a user; prints `{"token": …, "tokenId": …}`. The token is shown only now.
+    Create {
+        /// The user's id (as `user create` printed it).
+        #[arg(long)]
+        user: String,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Days until the token expires; never when absent.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+}
+
+fn parse_license(value: &str) -> Result<License, String> {
+    License::parse(&value.to_ascii_uppercase())
+        .ok_or_else(|| "expected XDR, MDR or MANAGED_RISK".to_owned())
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    Role::parse(&value.to_ascii_uppercase()).ok_or_else(|| {
+        let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+/// Accepts a global id of `kind` or a bare UUID.
+fn parse_id(kind: Kind, value: &str, what: &str) -> anyhow::Result<Uuid> {
+    if let Ok(uuid) = Uuid::parse_str(value.trim()) {
+        return Ok(uuid);
+    }
+    ids::expect(kind, value.trim(), what)
+        .map_err(|_| anyhow::anyhow!("`{value}` is not a {what} id"))
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None | Some(Command::Serve) => crate::server::serve(&cli.database, &cli.serve).await,
+        Some(Command::Schema) => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+        Some(Command::Migrate) => {
+            with_database(&cli.database, |_| async { Ok(()) }).await?;
+            Ok(())
+        }
+        Some(Command::Tenant { action: TenantAction::Create { name, licenses } }) => {
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.chars().count() > 100 {
+                bail!("--name must have 1 to 100 characters");
+            }
+            let tenant = with_database(&cli.database, |mut conn| async move {
+                Ok(tenants::insert(&mut conn, &tenants::NewTenant::new(&name, &licenses)).await?)
+            })
+            .await
+            .context("creating the tenant (names are unique, ignoring case)")?;
+            println!("{}", json!({ "tenantId": ids::encode(Kind::Tenant, tenant.id.0).0 }));
+            Ok(())
+        }
+        Some(Command::User {
+            action: UserAction::Create { tenant, email, role, display_name },
+        }) => {
+            let tenant_id = TenantId(parse_id(Kind::Tenant, &tenant, "tenant")?);
+            let email = email.trim().to_owned();
+            if !valid_email(&email) {
+                bail!("--email must be an email address");
+            }
+            let display_name = display_name.unwrap_or_else(|| email.clone());
+            let user = with_database(&cli.database, |mut conn| async move {
+                if tenants::find(&mut conn, tenant_id).await?.is_none() {
+                    bail!("no tenant has the id {tenant}");
+                }
+                let new = NewUser {
+                    id: UserId::new(),
+                    tenant_id,
+                    email: &email,
+                    display_name: display_name.trim(),
+                    role: role.as_str(),
+                };
+                Ok(users::insert(&mut conn, &new)
+                    .await
+                    .context("creating the user (emails are unique per tenant)")?)
+            })
+            .await?;
+            println!("{}", json!({ "userId": ids::encode(Kind::User, user.id.0).0 }));
+            Ok(())
+        }
+        Some(Command::Token { action: TokenAction::Create { user, name, expires_in_days } }) => {
+            let user_id = UserId(parse_id(Kind::User, &user, "user")?);
+            let expires_at =
+                expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
+            let (token_id, secret) = with_database(&cli.database, |mut conn| async move {
+                let Some(user) = users::find_any(&mut conn, user_id).await? else {
+                    bail!("no user has the id {user}");
+                };
+                Ok(tokens::create(&mut conn, &user, name.trim(), expires_at).await?)
+            })
+            .await?;
+            println!("{}", json!({ "token": secret, "tokenId": token_id.0.to_string() }));
+            Ok(())
+        }
+    }
+}
+
+/// Basic shape check: one `@`, something on each side, no spaces, at most 254 characters.
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Opens the database as `serve` would (attaching to a running embedded cluster, or
+/// starting it for the duration of the command), migrates it, and runs `f` on one connection.
+async fn with_database<F, Fut, T>(config: &DatabaseConfig, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(diesel_async::AsyncPgConnection) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    use diesel_async::AsyncConnection;
+    let database = Database::open(config).await?;
+    let result = async {
+        migrations::run(&database.url).await?;
+        let conn = diesel_async::AsyncPgConnection::establish(&database.url).await?;
+        f(conn).await
+    }
+    .await;
+    database.close().await;
+    result
+}

@@ -1,0 +1,90 @@
+//! Runtime configuration: command-line flags, each with an environment variable.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+/// Settings shared by every command that talks to the database.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection URL. When unset, casefile runs its own embedded cluster in the data dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Folder for casefile's own files: the embedded cluster, the admin token, stored evidence.
+    #[arg(long, env = "CASEFILE_DATA_DIR", default_value = ".casefile")]
+    pub data_dir: PathBuf,
+
+    /// Most connections the pool opens.
+    #[arg(long, env = "CASEFILE_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: usize,
+
+    /// How long a request waits for a free pooled connection, in milliseconds.
+    #[arg(long, env = "CASEFILE_POOL_WAIT_MS", default_value_t = 5_000)]
+    pub pool_wait_ms: u64,
+
+    /// `statement_timeout` set on every connection, in milliseconds.
+    #[arg(long, env = "CASEFILE_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub statement_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    pub fn pool_wait(&self) -> Duration {
+        Duration::from_millis(self.pool_wait_ms)
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms)
+    }
+}
+
+/// Settings of `casefile serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "CASEFILE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Time limit for one HTTP request (WebSockets excepted), in seconds.
+    #[arg(long, env = "CASEFILE_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Limits the GraphQL endpoint enforces.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Deepest selection nesting a query may have (GraphiQL's introspection query needs 13).
+    #[arg(long, env = "CASEFILE_MAX_DEPTH", default_value_t = 15)]
+    pub max_depth: usize,
+
+    /// Highest complexity score a query may have.
+    #[arg(long, env = "CASEFILE_MAX_COMPLEXITY", default_value_t = 5_000)]
+    pub max_complexity: usize,
+
+    /// Most operations in one batched request.
+    #[arg(long, env = "CASEFILE_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "CASEFILE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_depth: 15, max_complexity: 5_000, max_batch: 10, max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}

@@ -1,0 +1,51 @@
+//! The deadpool pool of `diesel-async` connections.
+
+use std::time::Duration;
+
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
+};
+use futures_util::FutureExt;
+
+use crate::error::{AppError, AppResult};
+
+pub type DbPool = Pool<AsyncPgConnection>;
+pub type DbConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// Opens a pool whose connections each run with `statement_timeout`, and whose callers
+/// wait at most `wait` for a free connection.
+pub fn build(
+    url: &str,
+    size: usize,
+    wait: Duration,
+    statement_timeout: Duration,
+) -> anyhow::Result<DbPool> {
+    let mut config = ManagerConfig::default();
+    let timeout_ms = statement_timeout.as_millis();
+    config.custom_setup = Box::new(move |url| {
+        async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            diesel::sql_query(format!("SET statement_timeout = {timeout_ms}"))
+                .execute(&mut conn)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+    let pool = Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()?;
+    Ok(pool)
+}
+
+/// Takes a connection from the pool; a wait past the limit is `PoolTimeout`.
+pub async fn get(pool: &DbPool) -> AppResult<DbConn> {
+    pool.get().await.map_err(AppError::from)
+}

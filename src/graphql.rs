@@ -1,0 +1,59 @@
+//! The GraphQL schema: roots merged from one module per domain, limits, and the
+//! per-request context (viewer and loaders). Knows nothing of HTTP.
+
+pub mod ids;
+pub mod loaders;
+pub mod node;
+pub mod tenants;
+pub mod users;
+
+use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Schema};
+
+use crate::auth::Viewer;
+use crate::config::Limits;
+use crate::db::DbPool;
+use crate::error::AppError;
+
+pub use loaders::Loaders;
+
+/// The root query: one part per domain.
+#[derive(MergedObject, Default)]
+pub struct Query(node::NodeQuery, users::UserQuery, tenants::TenantQuery);
+
+pub type CasefileSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
+/// loaders are attached to each request by [`request_data`].
+pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
+    let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(64)
+        .limit_directives(32);
+    if let Some(db) = db {
+        builder = builder.data(db);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, exactly as `casefile schema` prints it and `schema.graphql` holds it.
+pub fn sdl() -> String {
+    build(None, &Limits::default()).sdl()
+}
+
+/// What every operation of one request (or one WebSocket connection) can reach.
+pub fn request_data(db: &DbPool, viewer: Viewer) -> async_graphql::Data {
+    let mut data = async_graphql::Data::default();
+    data.insert(viewer);
+    data.insert(Loaders::new(db.clone(), viewer.tenant_id));
+    data
+}
+
+/// The viewer and the loaders of the current request.
+pub fn viewer_and_loaders<'a>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<(&'a Viewer, &'a Loaders)> {
+    let viewer = ctx.data::<Viewer>().map_err(|_| AppError::Unauthenticated)?;
+    let loaders = ctx.data::<Loaders>().map_err(|_| AppError::Unauthenticated)?;
+    Ok((viewer, loaders))
+}

@@ -1,0 +1,56 @@
+//! Relay object identification: the `Node` interface, `node` and `nodes`.
+
+use async_graphql::{Context, ID, Interface, Object};
+use futures_util::future::try_join_all;
+
+use crate::error::AppError;
+use crate::graphql::{Loaders, ids, tenants::Tenant, users::User, viewer_and_loaders};
+use crate::models::ids::{TenantId, UserId};
+
+/// Most ids one `nodes` call may ask for.
+pub const MAX_NODES: usize = 100;
+
+/// An object with a global id that `node` can fetch again.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Global id: opaque, stable, unique across types."))]
+pub enum Node {
+    Tenant(Tenant),
+    User(User),
+}
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// The object with this global id, or null when there is none the viewer may see.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        let (viewer, loaders) = viewer_and_loaders(ctx)?;
+        viewer.require_read()?;
+        load(loaders, &id).await
+    }
+
+    /// The objects with these global ids, in the same order, null where there is none (at most 100 ids).
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<Node>>> {
+        let (viewer, loaders) = viewer_and_loaders(ctx)?;
+        viewer.require_read()?;
+        if ids.len() > MAX_NODES {
+            return Err(AppError::validation("ids", format!("at most {MAX_NODES} ids")).into());
+        }
+        try_join_all(ids.iter().map(|id| load(loaders, id))).await
+    }
+}
+
+async fn load(loaders: &Loaders, id: &ID) -> async_graphql::Result<Option<Node>> {
+    let Some((kind, uuid)) = ids::decode(id) else { return Ok(None) };
+    Ok(match kind {
+        ids::Kind::Tenant => {
+            loaders.tenants.load_one(TenantId(uuid)).await?.map(|t| Node::Tenant(Tenant(t)))
+        }
+        ids::Kind::User => loaders.users.load_one(UserId(uuid)).await?.map(|u| Node::User(User(u))),
+    })
+}

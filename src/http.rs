@@ -1,0 +1,79 @@
+//! The HTTP surface: GraphQL over HTTP and WebSocket, GraphiQL, health, readiness, metrics.
+
+pub mod graphiql;
+pub mod graphql;
+pub mod health;
+pub mod metrics;
+pub mod negotiate;
+pub mod ws;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
+
+use crate::app::AppState;
+
+/// The header that carries the request id to the client.
+pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of one HTTP request: in every log line of the request, in the `x-request-id`
+/// response header, and in `INTERNAL` errors, so a report can be matched to the log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string())))
+    }
+}
+
+/// Gives each request a fresh id (a client-sent one is not trusted), a tracing span, and
+/// echoes the id in the response.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = RequestId(uuid::Uuid::new_v4().to_string());
+    request.extensions_mut().insert(id.clone());
+    let span = tracing::info_span!("request", request_id = %id.0, method = %request.method(), path = %request.uri().path());
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert(REQUEST_ID_HEADER.clone(), value);
+    }
+    response
+}
+
+/// Every route of casefile.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    let http = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::handler))
+        .merge(graphiql::routes())
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ));
+    Router::new()
+        .route("/graphql/ws", get(ws::handler))
+        .merge(http)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}

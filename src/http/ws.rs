@@ -1,0 +1,109 @@
+//! The GraphQL WebSocket on `/graphql/ws`: `graphql-transport-ws` and the legacy
+//! `graphql-ws` subprotocol. The token travels in the `connection_init` payload
+//! (`{"authorization": "Bearer …"}`); the connection is refused before anything runs
+//! unless it names a valid token.
+
+use std::time::Duration;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt, stream};
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::auth;
+use crate::graphql::request_data;
+
+/// How long a client has to send `connection_init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let legacy = is_legacy(&headers);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve(state, protocol, legacy, socket))
+}
+
+/// Whether the client chose the legacy `graphql-ws` subprotocol (subscriptions-transport-ws):
+/// the first protocol it offers that casefile speaks decides, as in the upgrade.
+fn is_legacy(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| ALL_WEBSOCKET_PROTOCOLS.contains(p))
+        .is_some_and(|p| p == WebSocketProtocols::SubscriptionsTransportWS.sec_websocket_protocol())
+}
+
+async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket: WebSocket) {
+    let _open = state.metrics.websocket_opened();
+    let (mut sink, mut stream) = socket.split();
+
+    // The first text message must be connection_init with a valid token.
+    let first = tokio::time::timeout(INIT_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Text(text) = &message {
+                return Some((text.to_string(), message));
+            }
+        }
+        None
+    })
+    .await;
+    let (text, init_message) = match first {
+        Ok(Some(pair)) => pair,
+        Ok(None) => return,
+        Err(_) => {
+            let _ = sink.send(close(4408, "Connection initialisation timeout")).await;
+            return;
+        }
+    };
+    let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if parsed.get("type").and_then(Value::as_str) != Some("connection_init") {
+        let _ = sink.send(close(4401, "Unauthorized")).await;
+        return;
+    }
+    let authorization = parsed.pointer("/payload/authorization").and_then(Value::as_str);
+    let viewer = match auth::authenticate(&state.db, authorization).await {
+        Ok(viewer) => viewer,
+        Err(error) => {
+            let (code, reason) = match error.code() {
+                crate::error::Code::Unauthenticated => {
+                    (4403, "Forbidden: a valid token is required")
+                }
+                _ => (4500, "Internal error"),
+            };
+            if legacy {
+                let payload =
+                    serde_json::json!({"type": "connection_error", "payload": {"message": reason}});
+                let _ = sink.send(Message::Text(payload.to_string().into())).await;
+            }
+            let _ = sink.send(close(code, reason)).await;
+            return;
+        }
+    };
+    tracing::info!(user = %viewer.user_id, "websocket authenticated");
+
+    let data = request_data(&state.db, viewer);
+    let replayed = stream::once(async move { Ok(init_message) }).chain(stream);
+    GraphQLWebSocket::new_with_pair(sink, replayed, state.schema.clone(), protocol)
+        .with_data(data)
+        .on_connection_init(|_| async { Ok(async_graphql::Data::default()) })
+        .keepalive_timeout(None)
+        .serve()
+        .await;
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}

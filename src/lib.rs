@@ -1,0 +1,18 @@
+//! casefile: a self-hosted case management server for security investigations, served
+//! through one typed GraphQL API over PostgreSQL.
+
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod models;
+pub mod server;
+pub mod telemetry;
+
+pub use app::AppState;
+pub use http::router;

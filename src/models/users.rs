@@ -1,0 +1,129 @@
+//! Users of a tenant and their roles.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::db::schema::users;
+use crate::models::ids::{TenantId, UserId};
+
+/// What a user may do; see DESIGN.md's role table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
+pub enum Role {
+    /// Everything in its tenant: users, tokens, policies, every case action.
+    Admin,
+    /// Creates, edits, resolves, archives and deletes cases; detections, subjects, messages.
+    Analyst,
+    /// A partner or enterprise super admin: reads and edits, never resolves or deletes a case.
+    SuperAdmin,
+    /// Reads.
+    ReadOnly,
+    /// A member of the MDR / Managed Risk team: reads, posts messages, sets the status of service requests.
+    ProviderAnalyst,
+    /// An integration: ingests detections and uploads file contents, nothing else.
+    Ingest,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Admin,
+        Role::Analyst,
+        Role::SuperAdmin,
+        Role::ReadOnly,
+        Role::ProviderAnalyst,
+        Role::Ingest,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "ADMIN",
+            Role::Analyst => "ANALYST",
+            Role::SuperAdmin => "SUPER_ADMIN",
+            Role::ReadOnly => "READ_ONLY",
+            Role::ProviderAnalyst => "PROVIDER_ANALYST",
+            Role::Ingest => "INGEST",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Role::ALL.into_iter().find(|r| r.as_str() == value)
+    }
+
+    /// Only admins and analysts can be a case's assignee.
+    pub const fn assignable(self) -> bool {
+        matches!(self, Role::Admin | Role::Analyst)
+    }
+
+    /// Whether this role may read the tenant's data through the API.
+    pub const fn can_read(self) -> bool {
+        !matches!(self, Role::Ingest)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    /// The stored role; the CHECK constraint keeps unknown values out.
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::ReadOnly)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub role: &'static str,
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> QueryResult<User> {
+    diesel::insert_into(users::table)
+        .values(new)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// A user of the tenant, or `None` for an unknown id or another tenant's user.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: UserId,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::tenant_id.eq(tenant).and(users::id.eq(id)))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The tenant's users among `ids`, in one statement (the DataLoader's query).
+pub async fn find_many(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    ids: &[UserId],
+) -> QueryResult<Vec<User>> {
+    users::table
+        .filter(users::tenant_id.eq(tenant).and(users::id.eq_any(ids)))
+        .select(User::as_select())
+        .load(conn)
+        .await
+}
+
+/// A user by id in any tenant: for the operator's CLI only, never for API requests.
+pub async fn find_any(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<User>> {
+    users::table.find(id).select(User::as_select()).first(conn).await.optional()
+}

@@ -1,0 +1,105 @@
+//! `casefile serve`: open the database, migrate, bootstrap, listen, and shut down cleanly
+//! on SIGINT/SIGTERM, stopping the embedded cluster it started.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use diesel_async::AsyncConnection;
+
+use crate::app::AppState;
+use crate::config::{DatabaseConfig, ServeConfig};
+use crate::db::{self, Database, migrations};
+use crate::{bootstrap, http};
+
+/// How long open connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn serve(database: &DatabaseConfig, serve: &ServeConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let db = Database::open(database).await?;
+    let result = run(database, serve, &db, started).await;
+    db.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+async fn run(
+    config: &DatabaseConfig,
+    serve: &ServeConfig,
+    db: &Database,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let applied = migrations::run(&db.url).await.context("applying database migrations")?;
+    tracing::info!(applied, embedded = db.is_embedded(), "database ready");
+
+    let mut conn = diesel_async::AsyncPgConnection::establish(&db.url)
+        .await
+        .context("connecting to the database")?;
+    let token = bootstrap::run(&mut conn).await.context("creating the first tenant and admin")?;
+    drop(conn);
+
+    let pool =
+        db::pool::build(&db.url, config.pool_size, config.pool_wait(), config.statement_timeout())?;
+    let state = AppState::new(pool.clone(), serve.limits.clone(), config.data_dir.clone());
+    let app = http::router(state, Duration::from_secs(serve.request_timeout_secs));
+    let listener = tokio::net::TcpListener::bind(serve.listen).await.with_context(|| {
+        format!("listening on {} (set CASEFILE_LISTEN to another address)", serve.listen)
+    })?;
+    let address = listener.local_addr()?;
+
+    println!("casefile is ready: GraphiQL at http://{address}/");
+    match token {
+        Some(token) => {
+            println!("first start: created tenant `Default` and admin `admin@localhost`");
+            println!("admin API token (shown once): {token}");
+            match bootstrap::write_token(&config.data_dir, &token) {
+                Ok(path) => println!("the token is also in {}", path.display()),
+                Err(error) => tracing::error!(%error, "could not write the admin token file"),
+            }
+        }
+        None => {
+            let path = bootstrap::token_path(&config.data_dir);
+            if path.exists() {
+                println!("the first admin token is in {}", path.display());
+            }
+        }
+    }
+    tracing::info!(%address, ready_ms = started.elapsed().as_millis() as u64, "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx_grace = stop_rx.clone();
+    tokio::select! {
+        result = server => result.context("serving HTTP")?,
+        () = async move {
+            let _ = stop_rx_grace.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!("connections still open after the grace period: closing them"),
+    }
+    pool.close();
+    Ok(())
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
