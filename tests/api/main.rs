@@ -1,1 +1,12 @@
-fn main() {}
+//! casefile's integration tests: one binary, a database per test.
+
+mod common;
+
+mod auth;
+mod bootstrap;
+mod embedded;
+mod http_rules;
+mod nodes;
+mod process;
+mod schema_file;
+mod websocket;

@@ -1,0 +1,275 @@
+//! The test harness: one throwaway PostgreSQL cluster per test run (or the server at
+//! `CASEFILE_TEST_DATABASE_URL`), a template database migrated once, and a fresh database
+//! cloned from it for every test, so tests run in parallel. `TestApp` serves the real
+//! router on a loopback port and talks to it over real HTTP.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use casefile::auth::Viewer;
+use casefile::config::Limits;
+use casefile::db::embedded::EmbeddedPostgres;
+use casefile::db::{DbPool, migrations, pool};
+use casefile::models::ids::{TenantId, UserId};
+use casefile::models::tenants::{self, License, NewTenant};
+use casefile::models::users::{self, NewUser, Role};
+use casefile::models::{ids::TokenId, tokens};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::{Value, json};
+
+const TEMPLATE: &str = "casefile_test_template";
+
+/// The server every test database lives on.
+struct Server {
+    /// URL of a database to run `CREATE DATABASE` from.
+    admin_url: String,
+    /// Builds the URL of a database on this server.
+    url_for: Box<dyn Fn(&str) -> String + Send + Sync>,
+    /// Keeps the embedded cluster (and its supervisor) alive for the whole run.
+    _cluster: Option<EmbeddedPostgres>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static CREATE_DB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| {
+        // Start (and migrate) on a thread of its own: tests each run their own runtime.
+        std::thread::spawn(start_server).join().expect("test database server thread panicked")
+    })
+}
+
+fn start_server() -> Server {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let server =
+            match std::env::var("CASEFILE_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+                Some(url) => external_server(&url),
+                None => embedded_server().await,
+            };
+        // A fresh template for this run, migrated once.
+        let mut admin = AsyncPgConnection::establish(&server.admin_url)
+            .await
+            .expect("connect to the test server");
+        let template = template_name();
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {template} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .expect("drop old template");
+        diesel::sql_query(format!("CREATE DATABASE {template}"))
+            .execute(&mut admin)
+            .await
+            .expect("create template");
+        migrations::run(&(server.url_for)(&template)).await.expect("migrate the template");
+        server
+    })
+}
+
+/// With an external server, runs of several checkouts must not share a template.
+fn template_name() -> String {
+    format!("{TEMPLATE}_{}", std::process::id())
+}
+
+fn external_server(url: &str) -> Server {
+    let parsed = url::Url::parse(url).expect("CASEFILE_TEST_DATABASE_URL must be a URL");
+    let base = parsed.clone();
+    Server {
+        admin_url: url.to_owned(),
+        url_for: Box::new(move |db| {
+            let mut u = base.clone();
+            u.set_path(&format!("/{db}"));
+            u.to_string()
+        }),
+        _cluster: None,
+    }
+}
+
+async fn embedded_server() -> Server {
+    let dir = test_cluster_dir();
+    let cluster = EmbeddedPostgres::start(&dir).await.expect("start the throwaway test cluster");
+    let admin_url = cluster.database_url("postgres");
+    let base = cluster.database_url("DBNAME_PLACEHOLDER");
+    Server {
+        admin_url,
+        url_for: Box::new(move |db| base.replace("DBNAME_PLACEHOLDER", db)),
+        _cluster: Some(cluster),
+    }
+}
+
+/// A folder for this run's cluster; folders of earlier runs whose process is gone are removed.
+fn test_cluster_dir() -> PathBuf {
+    let root = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) =
+                name.strip_prefix("casefile-test-").and_then(|p| p.parse::<u32>().ok())
+                && !PathBuf::from(format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = root.join(format!("casefile-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the test cluster folder");
+    let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    dir
+}
+
+/// A database of its own, cloned from the migrated template.
+pub async fn fresh_database() -> String {
+    let server = server();
+    let name = format!("casefile_test_{}", uuid::Uuid::new_v4().simple());
+    {
+        // CREATE DATABASE … TEMPLATE needs the template to be idle: one at a time.
+        let _guard = CREATE_DB.lock().await;
+        let mut admin = AsyncPgConnection::establish(&server.admin_url)
+            .await
+            .expect("connect to the test server");
+        diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {}", template_name()))
+            .execute(&mut admin)
+            .await
+            .expect("clone the template database");
+    }
+    (server.url_for)(&name)
+}
+
+/// The real router on a loopback port, with its own database, bootstrapped like a first start.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: DbPool,
+    pub database_url: String,
+    pub data_dir: tempfile::TempDir,
+    /// The bootstrap admin's token.
+    pub admin_token: String,
+    pub tenant_id: TenantId,
+    pub admin_id: UserId,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_limits(Limits::default()).await
+    }
+
+    pub async fn with_limits(limits: Limits) -> Self {
+        let database_url = fresh_database().await;
+        let db = pool::build(&database_url, 8, Duration::from_secs(5), Duration::from_secs(30))
+            .expect("pool");
+        let mut conn = pool::get(&db).await.expect("connection");
+        let admin_token =
+            casefile::bootstrap::run(&mut conn).await.expect("bootstrap").expect("a first token");
+        let (token, admin) =
+            tokens::find_by_secret(&mut conn, &admin_token).await.expect("query").expect("token");
+        drop(conn);
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let state = casefile::AppState::new(db.clone(), limits, data_dir.path().to_owned());
+        let app = casefile::router(state, Duration::from_secs(30));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            db,
+            database_url,
+            data_dir,
+            admin_token,
+            tenant_id: token.tenant_id,
+            admin_id: admin.id,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql/ws", self.addr)
+    }
+
+    /// POSTs one operation as JSON with the token; returns the status and the body.
+    pub async fn graphql(&self, token: &str, query: &str, variables: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url("/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs a query as the admin and returns `data`, failing the test on any error.
+    pub async fn query_ok(&self, query: &str) -> Value {
+        let (status, body) = self.graphql(&self.admin_token, query, json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn conn(&self) -> casefile::db::DbConn {
+        pool::get(&self.db).await.expect("connection")
+    }
+
+    /// A new tenant with the given extra licenses.
+    pub async fn create_tenant(&self, name: &str, licenses: &[License]) -> TenantId {
+        let mut conn = self.conn().await;
+        tenants::insert(&mut conn, &NewTenant::new(name, licenses)).await.expect("tenant").id
+    }
+
+    /// A user of `tenant` with `role`, and a token for it.
+    pub async fn create_user(&self, tenant: TenantId, role: Role) -> (UserId, String) {
+        let mut conn = self.conn().await;
+        let email = format!(
+            "{}-{}@example.test",
+            role.as_str().to_lowercase(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let user = users::insert(
+            &mut conn,
+            &NewUser {
+                id: UserId::new(),
+                tenant_id: tenant,
+                email: &email,
+                display_name: "Test user",
+                role: role.as_str(),
+            },
+        )
+        .await
+        .expect("user");
+        let (_, token) = tokens::create(&mut conn, &user, "test", None).await.expect("token");
+        (user.id, token)
+    }
+
+    /// A token of the bootstrap admin with an expiry.
+    pub async fn admin_token_expiring(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> (TokenId, String) {
+        let mut conn = self.conn().await;
+        let admin = users::find(&mut conn, self.tenant_id, self.admin_id)
+            .await
+            .expect("query")
+            .expect("admin");
+        tokens::create(&mut conn, &admin, "expiring", Some(at)).await.expect("token")
+    }
+
+    pub fn admin_viewer(&self) -> Viewer {
+        Viewer {
+            user_id: self.admin_id,
+            tenant_id: self.tenant_id,
+            role: Role::Admin,
+            token_id: TokenId::new(),
+        }
+    }
+}

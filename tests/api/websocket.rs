@@ -1,0 +1,136 @@
+//! `/graphql/ws`: both subprotocols, and no operation without a valid token in `connection_init`.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::common::TestApp;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, protocol: &str) -> Socket {
+    let mut request = app.ws_url().into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+        Some(protocol)
+    );
+    socket
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::Text(value.to_string().into())).await.expect("send");
+}
+
+/// The next message: a JSON text, or the close frame's code.
+async fn next(socket: &mut Socket) -> Result<Value, u16> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        match message {
+            Message::Text(text) => return Ok(serde_json::from_str(&text).expect("json")),
+            Message::Close(frame) => return Err(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn graphql_transport_ws_runs_operations_after_a_valid_init() {
+    let app = TestApp::new().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_token) } })).await;
+    assert_eq!(next(&mut socket).await, Ok(json!({ "type": "connection_ack" })));
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ viewer { email } }" } }),
+    )
+    .await;
+    let message = next(&mut socket).await.expect("next");
+    assert_eq!(message["type"], "next");
+    assert_eq!(message["payload"]["data"]["viewer"]["email"], "admin@localhost");
+    assert_eq!(next(&mut socket).await, Ok(json!({ "type": "complete", "id": "1" })));
+}
+
+#[tokio::test]
+async fn graphql_transport_ws_closes_4403_on_a_bad_token() {
+    let app = TestApp::new().await;
+    for payload in [json!({ "authorization": "Bearer cf_wrong" }), json!({}), Value::Null] {
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": payload })).await;
+        assert_eq!(next(&mut socket).await, Err(4403), "payload {payload}");
+    }
+}
+
+#[tokio::test]
+async fn graphql_transport_ws_closes_4401_when_subscribing_before_init() {
+    let app = TestApp::new().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ viewer { email } }" } }),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await, Err(4401));
+}
+
+#[tokio::test]
+async fn legacy_graphql_ws_runs_operations_and_refuses_bad_tokens() {
+    let app = TestApp::new().await;
+    let mut socket = connect(&app, "graphql-ws").await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_token) } })).await;
+    assert_eq!(next(&mut socket).await, Ok(json!({ "type": "connection_ack" })));
+    send(
+        &mut socket,
+        json!({ "id": "7", "type": "start", "payload": { "query": "{ viewer { role } }" } }),
+    )
+    .await;
+    let message = next(&mut socket).await.expect("data");
+    assert_eq!(message["type"], "data");
+    assert_eq!(message["payload"]["data"]["viewer"]["role"], "ADMIN");
+    assert_eq!(next(&mut socket).await, Ok(json!({ "type": "complete", "id": "7" })));
+
+    let mut socket = connect(&app, "graphql-ws").await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "authorization": "Bearer cf_wrong" } }),
+    )
+    .await;
+    let error = next(&mut socket).await.expect("connection_error");
+    assert_eq!(error["type"], "connection_error");
+    assert_eq!(next(&mut socket).await, Err(4403));
+}
+
+#[tokio::test]
+async fn open_websockets_are_counted_in_metrics() {
+    let app = TestApp::new().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_token) } })).await;
+    assert!(next(&mut socket).await.is_ok());
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("casefile_websocket_connections 1"), "{metrics}");
+    socket
+        .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }))
+        .await
+        .expect("close");
+}
