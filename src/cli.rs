@@ -170,9 +170,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     display_name: display_name.trim(),
                     role: role.as_str(),
                 };
-                Ok(users::insert(&mut conn, &new)
+                users::insert(&mut conn, &new)
                     .await
-                    .context("creating the user (emails are unique per tenant)")?)
+                    .context("creating the user (emails are unique per tenant)")
             })
             .await?;
             println!("{}", json!({ "userId": ids::encode(Kind::User, user.id.0).0 }));

@@ -78,8 +78,7 @@ fn start(data_dir: &Path) -> Server {
 }
 
 fn viewer(address: &str, token: &str) -> Value {
-    let response = http1::post(address, token, "{ viewer { email role } }");
-    response
+    http1::post(address, token, "{ viewer { email role } }")
 }
 
 /// A minimal blocking HTTP client so these tests need no runtime of their own.
