@@ -130,7 +130,7 @@ pub async fn post(
                         .await;
                 results.push(body);
             }
-            json_response(StatusCode::OK, rt, &request_id, &Value::Array(results))
+            json_response(StatusCode::OK, rt, &Value::Array(results))
         }
         other => match params_from_json(&other) {
             Ok(request) => {
@@ -156,7 +156,7 @@ fn negotiate(headers: &HeaderMap, request_id: &RequestId) -> Result<ResponseType
             "accept `application/graphql-response+json` or `application/json`",
             request_id,
         );
-        json_response(StatusCode::NOT_ACCEPTABLE, ResponseType::Json, request_id, &body)
+        json_response(StatusCode::NOT_ACCEPTABLE, ResponseType::Json, &body)
     })
 }
 
@@ -172,7 +172,7 @@ async fn authenticate(
         Err(error) => {
             state.metrics.observe(OperationType::Unknown, Outcome::Rejected, 0.0);
             let body = error_body(error.code().as_str(), &error.public_message(), request_id);
-            let mut response = json_response(error.status(), rt, request_id, &body);
+            let mut response = json_response(error.status(), rt, &body);
             if matches!(error, AppError::Unauthenticated) {
                 response
                     .headers_mut()
@@ -340,7 +340,7 @@ async fn execute_single(
     started: Instant,
 ) -> Response {
     let (status, body) = run(state, rt, request_id, viewer, request, method, started).await;
-    let mut response = json_response(status, rt, request_id, &body);
+    let mut response = json_response(status, rt, &body);
     if status == StatusCode::METHOD_NOT_ALLOWED {
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
     }
@@ -511,18 +511,16 @@ fn request_failure(
         Outcome::Rejected,
         started.elapsed().as_secs_f64(),
     );
-    json_response(status, rt, request_id, &error_body(code, message, request_id))
+    json_response(status, rt, &error_body(code, message, request_id))
 }
 
-fn json_response(
-    status: StatusCode,
-    rt: ResponseType,
-    _request_id: &RequestId,
-    body: &Value,
-) -> Response {
+fn json_response(status: StatusCode, rt: ResponseType, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(rt.content_type()))], bytes)
-        .into_response()
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(rt.content_type())),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    (status, headers, bytes).into_response()
 }
 
 #[cfg(test)]

@@ -357,3 +357,16 @@ async fn health_readiness_and_metrics_answer() {
     let ready = app.http.get(app.url("/readyz")).send().await.expect("request");
     assert_eq!(ready.status().as_u16(), 503);
 }
+
+#[tokio::test]
+async fn responses_carry_a_request_id_and_are_neither_sniffed_nor_cached() {
+    let app = TestApp::new().await;
+    let response =
+        app.post_raw().json(&json!({ "query": "{ __typename }" })).send().await.expect("request");
+    let header =
+        |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(header("cache-control").as_deref(), Some("no-store"));
+    let id = header("x-request-id").expect("x-request-id");
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+}

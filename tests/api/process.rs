@@ -241,3 +241,26 @@ fn the_cli_attaches_to_the_running_cluster_and_its_token_works() {
     stop(server, Signal::SIGTERM);
     assert_no_postgres_left(pid);
 }
+
+#[tokio::test]
+async fn with_database_url_set_nothing_embedded_starts() {
+    let app = crate::common::TestApp::new().await;
+    let dir = data_dir();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_casefile"))
+        .env("DATABASE_URL", &app.database_url)
+        .env("CASEFILE_DATA_DIR", dir.path())
+        .args(["tenant", "create", "--name", "Via URL"])
+        .output()
+        .await
+        .expect("run the CLI");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(printed["tenantId"].is_string());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("data dir").count(),
+        0,
+        "no cluster was created"
+    );
+    let mut conn = app.conn().await;
+    assert_eq!(casefile::models::tenants::count(&mut conn).await.expect("count"), 2);
+}
