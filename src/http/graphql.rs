@@ -40,12 +40,8 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let started = Instant::now();
-    let rt = match negotiate(&headers, &request_id) {
-        Ok(rt) => rt,
-        Err(response) => return response,
-    };
-    let viewer = match authenticate(&state, &headers, rt, &request_id).await {
-        Ok(viewer) => viewer,
+    let (rt, viewer) = match admit(&state, &headers, &request_id).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
     let request = match params_from_query(query.as_deref().unwrap_or("")) {
@@ -73,12 +69,8 @@ pub async fn post(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let rt = match negotiate(&headers, &request_id) {
-        Ok(rt) => rt,
-        Err(response) => return response,
-    };
-    let viewer = match authenticate(&state, &headers, rt, &request_id).await {
-        Ok(viewer) => viewer,
+    let (rt, viewer) = match admit(&state, &headers, &request_id).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
     let fail = |status, code, message: &str| {
@@ -152,6 +144,17 @@ pub async fn post(
 enum Method {
     Get,
     Post,
+}
+
+/// What every request goes through first: a response type the client accepts, and a valid token.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: &RequestId,
+) -> Result<(ResponseType, Viewer), Response> {
+    let rt = negotiate(headers, request_id)?;
+    let viewer = authenticate(state, headers, rt, request_id).await?;
+    Ok((rt, viewer))
 }
 
 fn negotiate(headers: &HeaderMap, request_id: &RequestId) -> Result<ResponseType, Response> {
