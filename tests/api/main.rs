@@ -5,6 +5,7 @@ mod common;
 mod auth;
 mod bootstrap;
 mod embedded;
+mod graphiql;
 mod http_rules;
 mod nodes;
 mod process;
