@@ -25,6 +25,15 @@ async fn parts(response: reqwest::Response) -> (u16, String, Value) {
     (status, content_type, body)
 }
 
+/// POSTs `body` as JSON with an optional `Accept`; returns status, content type and body.
+async fn post_json(app: &TestApp, accept: Option<&str>, body: &Value) -> (u16, String, Value) {
+    let mut request = app.post_raw().json(body);
+    if let Some(accept) = accept {
+        request = request.header(ACCEPT, accept);
+    }
+    parts(request.send().await.expect("request")).await
+}
+
 fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
 }
@@ -86,22 +95,14 @@ async fn the_response_media_type_follows_accept() {
         ),
     ];
     for (accept, expected) in cases {
-        let mut request = app.post_raw().json(&json!({ "query": "{ __typename }" }));
-        if let Some(accept) = accept {
-            request = request.header(ACCEPT, accept);
-        }
-        let (status, content_type, body) = parts(request.send().await.expect("request")).await;
+        let (status, content_type, body) =
+            post_json(&app, accept, &json!({ "query": "{ __typename }" })).await;
         assert_eq!((status, content_type.as_str()), (200, expected), "accept {accept:?}");
         assert_eq!(body["data"]["__typename"], "Query");
     }
-    let response = app
-        .post_raw()
-        .header(ACCEPT, "text/html")
-        .json(&json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 406);
+    let (status, _, _) =
+        post_json(&app, Some("text/html"), &json!({ "query": "{ __typename }" })).await;
+    assert_eq!(status, 406);
 }
 
 #[tokio::test]
@@ -109,28 +110,13 @@ async fn document_errors_are_400_for_graphql_response_json_and_200_for_json() {
     let app = TestApp::new().await;
     let cases = [("{", "GRAPHQL_PARSE_FAILED"), ("{ notAField }", "GRAPHQL_VALIDATION_FAILED")];
     for (query, expected_code) in cases {
-        let (status, _, body) = parts(
-            app.post_raw()
-                .header(ACCEPT, GQL)
-                .json(&json!({ "query": query }))
-                .send()
-                .await
-                .expect("request"),
-        )
-        .await;
+        let (status, _, body) = post_json(&app, Some(GQL), &json!({ "query": query })).await;
         assert_eq!(status, 400, "{query}");
         assert_eq!(code(&body), expected_code);
         assert!(body.get("data").is_none(), "no data entry on a request error: {body}");
 
-        let (status, _, body) = parts(
-            app.post_raw()
-                .header(ACCEPT, "application/json")
-                .json(&json!({ "query": query }))
-                .send()
-                .await
-                .expect("request"),
-        )
-        .await;
+        let (status, _, body) =
+            post_json(&app, Some("application/json"), &json!({ "query": query })).await;
         assert_eq!(status, 200, "{query}");
         assert_eq!(code(&body), expected_code);
     }
@@ -140,11 +126,10 @@ async fn document_errors_are_400_for_graphql_response_json_and_200_for_json() {
 async fn variable_coercion_failure_is_a_request_error() {
     let app = TestApp::new().await;
     let body = json!({ "query": "query Q($id: ID!) { node(id: $id) { id } }", "variables": { "id": null } });
-    let (status, _, response) =
-        parts(app.post_raw().header(ACCEPT, GQL).json(&body).send().await.expect("request")).await;
+    let (status, _, response) = post_json(&app, Some(GQL), &body).await;
     assert_eq!(status, 400);
     assert!(response.get("data").is_none());
-    let (status, _, _) = parts(app.post_raw().json(&body).send().await.expect("request")).await;
+    let (status, _, _) = post_json(&app, None, &body).await;
     assert_eq!(status, 200);
 }
 

@@ -264,3 +264,36 @@ async fn with_database_url_set_nothing_embedded_starts() {
     let mut conn = app.conn().await;
     assert_eq!(casefile::models::tenants::count(&mut conn).await.expect("count"), 2);
 }
+
+/// Processes whose command line names `path` (a postmaster names its cluster folder).
+fn processes_mentioning(path: &Path) -> Vec<i32> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&needle) && pid != std::process::id() as i32 {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn migrate_on_a_fresh_data_dir_migrates_the_embedded_database_and_stops_the_cluster() {
+    let dir = data_dir();
+    let output = command(dir.path()).arg("migrate").output().expect("run casefile migrate");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(processes_mentioning(dir.path()).is_empty(), "migrate left postgres running");
+
+    let cluster = casefile::db::embedded::EmbeddedPostgres::start(dir.path()).await.expect("start");
+    let newest = cluster
+        .psql(
+            casefile::db::EMBEDDED_DATABASE,
+            "SELECT max(version) FROM __diesel_schema_migrations",
+        )
+        .await
+        .expect("query");
+    assert_eq!(Some(newest.trim().to_owned()), casefile::db::migrations::latest_version());
+    cluster.stop().await.expect("stop");
+}
