@@ -73,35 +73,89 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
         let _ = sink.send(close(4401, "Unauthorized")).await;
         return;
     }
-    let authorization = parsed.pointer("/payload/authorization").and_then(Value::as_str);
-    let viewer = match auth::authenticate(&state.db, authorization).await {
+    let authorization =
+        parsed.pointer("/payload/authorization").and_then(Value::as_str).map(str::to_owned);
+    let viewer = match auth::authenticate(&state.db, authorization.as_deref()).await {
         Ok(viewer) => viewer,
         Err(error) => {
-            let (code, reason) = match error.code() {
-                crate::error::Code::Unauthenticated => {
-                    (4403, "Forbidden: a valid token is required")
-                }
-                _ => (4500, "Internal error"),
-            };
-            if legacy {
-                let payload =
-                    serde_json::json!({"type": "connection_error", "payload": {"message": reason}});
-                let _ = sink.send(Message::Text(payload.to_string().into())).await;
-            }
-            let _ = sink.send(close(code, reason)).await;
+            let _ = refuse(&mut sink, &error, legacy).await;
             return;
         }
     };
     tracing::info!(user = %viewer.user_id, "websocket authenticated");
 
+    // Everything async-graphql sends goes through a channel, so that casefile can also close
+    // the socket itself: when an operation starts after the token was revoked or expired.
+    let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(16);
+    let control = out_tx.clone();
+    let db = state.db.clone();
+    let checked = stream::once(async move { Ok(init_message) })
+        .chain(stream)
+        .then(move |message| {
+            let db = db.clone();
+            let authorization = authorization.clone();
+            let mut control = control.clone();
+            async move {
+                let starts_operation =
+                    matches!(&message, Ok(Message::Text(text)) if starts_operation(text));
+                if starts_operation
+                    && let Err(error) = auth::authenticate(&db, authorization.as_deref()).await
+                {
+                    let _ = refuse(&mut control, &error, legacy).await;
+                    return None;
+                }
+                Some(message)
+            }
+        })
+        .take_while(|message| std::future::ready(message.is_some()))
+        .filter_map(std::future::ready);
+    let forward = async move {
+        while let Some(message) = out_rx.next().await {
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    };
     let data = request_data(&state.db, viewer);
-    let replayed = stream::once(async move { Ok(init_message) }).chain(stream);
-    GraphQLWebSocket::new_with_pair(sink, replayed, state.schema.clone(), protocol)
+    let graphql = GraphQLWebSocket::new_with_pair(out_tx, checked, state.schema.clone(), protocol)
         .with_data(data)
         .on_connection_init(|_| async { Ok(async_graphql::Data::default()) })
         .keepalive_timeout(None)
-        .serve()
-        .await;
+        .serve();
+    tokio::join!(graphql, forward);
+}
+
+/// Whether a client message starts an operation (`subscribe`, or `start` in the legacy protocol).
+fn starts_operation(text: &str) -> bool {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| {
+            v.get("type").and_then(Value::as_str).map(|t| t == "subscribe" || t == "start")
+        })
+        .unwrap_or(false)
+}
+
+/// Closes the socket because the token is not (or no longer) valid: 4403, after a
+/// `connection_error` message on the legacy protocol. Other failures close with 4500.
+async fn refuse<S>(
+    sink: &mut S,
+    error: &crate::error::AppError,
+    legacy: bool,
+) -> Result<(), S::Error>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let (code, reason) = match error.code() {
+        crate::error::Code::Unauthenticated => (4403, "Forbidden: a valid token is required"),
+        _ => (4500, "Internal error"),
+    };
+    if legacy {
+        let payload =
+            serde_json::json!({"type": "connection_error", "payload": {"message": reason}});
+        sink.send(Message::Text(payload.to_string().into())).await?;
+    }
+    sink.send(close(code, reason)).await
 }
 
 fn close(code: u16, reason: &'static str) -> Message {

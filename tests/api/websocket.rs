@@ -134,3 +134,42 @@ async fn open_websockets_are_counted_in_metrics() {
         .await
         .expect("close");
 }
+
+#[tokio::test]
+async fn an_operation_after_the_token_was_revoked_closes_the_socket_with_4403() {
+    let app = TestApp::new().await;
+    for protocol in ["graphql-transport-ws", "graphql-ws"] {
+        let (token_id, secret) =
+            app.admin_token_expiring(chrono::Utc::now() + chrono::Duration::days(1)).await;
+        let mut socket = connect(&app, protocol).await;
+        let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {secret}") } });
+        send(&mut socket, init).await;
+        assert_eq!(next(&mut socket).await, Ok(json!({ "type": "connection_ack" })));
+        let start = if protocol == "graphql-ws" { "start" } else { "subscribe" };
+        send(
+            &mut socket,
+            json!({ "id": "1", "type": start, "payload": { "query": "{ viewer { email } }" } }),
+        )
+        .await;
+        assert_eq!(
+            next(&mut socket).await.expect("result")["payload"]["data"]["viewer"]["email"],
+            "admin@localhost"
+        );
+        assert!(next(&mut socket).await.is_ok(), "complete");
+
+        let mut conn = app.conn().await;
+        casefile::models::tokens::revoke(&mut conn, app.tenant_id, token_id).await.expect("revoke");
+        send(
+            &mut socket,
+            json!({ "id": "2", "type": start, "payload": { "query": "{ viewer { email } }" } }),
+        )
+        .await;
+        if protocol == "graphql-ws" {
+            assert_eq!(
+                next(&mut socket).await.expect("connection_error")["type"],
+                "connection_error"
+            );
+        }
+        assert_eq!(next(&mut socket).await, Err(4403), "{protocol}");
+    }
+}
