@@ -138,10 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Tenant { action: TenantAction::Create { name, licenses } }) => {
-            let name = name.trim().to_owned();
-            if name.is_empty() || name.chars().count() > 100 {
-                bail!("--name must have 1 to 100 characters");
-            }
+            let name = bounded_text(&name, "--name", 100)?;
             let tenant = with_database(&cli.database, |mut conn| async move {
                 Ok(tenants::insert(&mut conn, &tenants::NewTenant::new(&name, &licenses)).await?)
             })
@@ -158,7 +155,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !valid_email(&email) {
                 bail!("--email must be an email address");
             }
-            let display_name = display_name.unwrap_or_else(|| email.clone());
+            let display_name =
+                bounded_text(display_name.as_deref().unwrap_or(&email), "--display-name", 200)?;
             let user = with_database(&cli.database, |mut conn| async move {
                 if tenants::find(&mut conn, tenant_id).await?.is_none() {
                     bail!("no tenant has the id {tenant}");
@@ -167,7 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     id: UserId::new(),
                     tenant_id,
                     email: &email,
-                    display_name: display_name.trim(),
+                    display_name: &display_name,
                     role: role.as_str(),
                 };
                 users::insert(&mut conn, &new)
@@ -180,19 +178,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Token { action: TokenAction::Create { user, name, expires_in_days } }) => {
             let user_id = UserId(parse_id(Kind::User, &user, "user")?);
+            let name = bounded_text(&name, "--name", 100)?;
+            if expires_in_days == Some(0) {
+                bail!("--expires-in-days must be at least 1");
+            }
             let expires_at =
                 expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
             let (token_id, secret) = with_database(&cli.database, |mut conn| async move {
                 let Some(user) = users::find_any(&mut conn, user_id).await? else {
                     bail!("no user has the id {user}");
                 };
-                Ok(tokens::create(&mut conn, &user, name.trim(), expires_at).await?)
+                Ok(tokens::create(&mut conn, &user, &name, expires_at).await?)
             })
             .await?;
             println!("{}", json!({ "token": secret, "tokenId": token_id.0.to_string() }));
             Ok(())
         }
     }
+}
+
+/// The trimmed value of `flag`, which must have 1 to `max` characters (the columns' CHECKs).
+fn bounded_text(value: &str, flag: &str, max: usize) -> anyhow::Result<String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > max {
+        bail!("{flag} must have 1 to {max} characters");
+    }
+    Ok(value.to_owned())
 }
 
 /// Basic shape check: one `@`, something on each side, no spaces, at most 254 characters.

@@ -22,12 +22,10 @@ impl Kind {
         }
     }
 
+    const ALL: [Kind; 2] = [Kind::Tenant, Kind::User];
+
     fn parse(prefix: &str) -> Option<Self> {
-        match prefix {
-            "Tenant" => Some(Kind::Tenant),
-            "User" => Some(Kind::User),
-            _ => None,
-        }
+        Kind::ALL.into_iter().find(|kind| kind.prefix() == prefix)
     }
 }
 

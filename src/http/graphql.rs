@@ -40,7 +40,7 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let started = Instant::now();
-    let (rt, viewer) = match admit(&state, &headers, &request_id).await {
+    let (rt, viewer) = match admit(&state, &headers, &request_id, started).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -69,7 +69,7 @@ pub async fn post(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let (rt, viewer) = match admit(&state, &headers, &request_id).await {
+    let (rt, viewer) = match admit(&state, &headers, &request_id, started).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -151,9 +151,10 @@ async fn admit(
     state: &AppState,
     headers: &HeaderMap,
     request_id: &RequestId,
+    started: Instant,
 ) -> Result<(ResponseType, Viewer), Response> {
     let rt = negotiate(headers, request_id)?;
-    let viewer = authenticate(state, headers, rt, request_id).await?;
+    let viewer = authenticate(state, headers, rt, request_id, started).await?;
     Ok((rt, viewer))
 }
 
@@ -174,12 +175,17 @@ async fn authenticate(
     headers: &HeaderMap,
     rt: ResponseType,
     request_id: &RequestId,
+    started: Instant,
 ) -> Result<Viewer, Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match auth::authenticate(&state.db, authorization).await {
         Ok(viewer) => Ok(viewer),
         Err(error) => {
-            state.metrics.observe(OperationType::Unknown, Outcome::Rejected, 0.0);
+            state.metrics.observe(
+                OperationType::Unknown,
+                Outcome::Rejected,
+                started.elapsed().as_secs_f64(),
+            );
             let body = error_body(error.code().as_str(), &error.public_message(), request_id);
             let mut response = json_response(error.status(), rt, &body);
             if matches!(error, AppError::Unauthenticated) {

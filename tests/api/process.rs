@@ -237,6 +237,22 @@ fn the_cli_attaches_to_the_running_cluster_and_its_token_works() {
         .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a tenant id"));
+    for (args, message) in [
+        (
+            vec!["token", "create", "--user", user_id.as_str(), "--name", "  "],
+            "--name must have 1 to 100 characters",
+        ),
+        (
+            vec!["token", "create", "--user", user_id.as_str(), "--expires-in-days", "0"],
+            "--expires-in-days must be at least 1",
+        ),
+        (vec!["tenant", "create", "--name", ""], "--name must have 1 to 100 characters"),
+    ] {
+        let output = command(dir.path()).args(&args).output().expect("run");
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 
     stop(server, Signal::SIGTERM);
     assert_no_postgres_left(pid);
