@@ -1,11 +1,14 @@
 //! The deadpool pool of `diesel-async` connections.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
 };
+use diesel::connection::{Instrumentation as _, InstrumentationEvent};
 use futures_util::FutureExt;
 
 use crate::error::{AppError, AppResult};
@@ -21,15 +24,35 @@ pub fn build(
     wait: Duration,
     statement_timeout: Duration,
 ) -> anyhow::Result<DbPool> {
+    build_counting(url, size, wait, statement_timeout, None)
+}
+
+/// Like [`build`]; with a counter, every SQL statement any connection of the pool runs
+/// after its setup adds one to it (tests pin how many statements a request runs).
+pub fn build_counting(
+    url: &str,
+    size: usize,
+    wait: Duration,
+    statement_timeout: Duration,
+    statements: Option<Arc<AtomicU64>>,
+) -> anyhow::Result<DbPool> {
     let mut config = ManagerConfig::default();
     let timeout_ms = statement_timeout.as_millis();
     config.custom_setup = Box::new(move |url| {
+        let statements = statements.clone();
         async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
             diesel::sql_query(format!("SET statement_timeout = {timeout_ms}"))
                 .execute(&mut conn)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            if let Some(counter) = statements {
+                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                    if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
             Ok(conn)
         }
         .boxed()

@@ -4,10 +4,16 @@ mod common;
 
 mod auth;
 mod bootstrap;
+mod case_lists;
+mod case_rules;
+mod detections;
 mod embedded;
 mod graphiql;
 mod http_rules;
 mod nodes;
 mod process;
+mod roles;
 mod schema_file;
+mod subjects;
+mod tenancy;
 mod websocket;

@@ -7,8 +7,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+pub mod fixtures;
 
 use casefile::auth::Viewer;
 use casefile::config::Limits;
@@ -150,6 +153,8 @@ pub struct TestApp {
     pub tenant_id: TenantId,
     pub admin_id: UserId,
     pub http: reqwest::Client,
+    /// SQL statements run by every connection of `db` (the app's pool) so far.
+    pub statements: Arc<AtomicU64>,
 }
 
 impl TestApp {
@@ -159,8 +164,15 @@ impl TestApp {
 
     pub async fn with_limits(limits: Limits) -> Self {
         let database_url = fresh_database().await;
-        let db = pool::build(&database_url, 8, Duration::from_secs(5), Duration::from_secs(30))
-            .expect("pool");
+        let statements = Arc::new(AtomicU64::new(0));
+        let db = pool::build_counting(
+            &database_url,
+            8,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+            Some(statements.clone()),
+        )
+        .expect("pool");
         let mut conn = pool::get(&db).await.expect("connection");
         let admin_token =
             casefile::bootstrap::run(&mut conn).await.expect("bootstrap").expect("a first token");
@@ -184,6 +196,7 @@ impl TestApp {
             tenant_id: token.tenant_id,
             admin_id: admin.id,
             http: reqwest::Client::new(),
+            statements,
         }
     }
 
@@ -215,6 +228,15 @@ impl TestApp {
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "unexpected errors: {body}");
         body["data"].clone()
+    }
+
+    /// Runs one operation and returns its body with the number of SQL statements the
+    /// server ran for it (nothing else may use this app's pool meanwhile).
+    pub async fn graphql_counting(&self, token: &str, query: &str, variables: Value) -> (Value, u64) {
+        let before = self.statements.load(Ordering::SeqCst);
+        let (status, body) = self.graphql(token, query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        (body, self.statements.load(Ordering::SeqCst) - before)
     }
 
     pub async fn conn(&self) -> casefile::db::DbConn {
