@@ -1,7 +1,14 @@
 //! Rows, inserts and queries, one file per table family. Functions take a connection
 //! and return `QueryResult`; the caller owns the transaction.
 
+pub mod cases;
+pub mod detections;
+pub mod enums;
 pub mod ids;
+pub mod links;
+pub mod page;
+pub mod sql;
+pub mod subjects;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

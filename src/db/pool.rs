@@ -8,7 +8,7 @@ use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
 };
-use diesel::connection::{Instrumentation as _, InstrumentationEvent};
+use diesel::connection::InstrumentationEvent;
 use futures_util::FutureExt;
 
 use crate::error::{AppError, AppResult};

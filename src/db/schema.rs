@@ -1,5 +1,11 @@
 // @generated automatically by Diesel CLI.
 
+pub mod sql_types {
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "tsvector", schema = "pg_catalog"))]
+    pub struct Tsvector;
+}
+
 diesel::table! {
     api_tokens (id) {
         id -> Uuid,
@@ -15,11 +21,117 @@ diesel::table! {
 }
 
 diesel::table! {
+    case_detections (case_id, detection_id) {
+        case_id -> Uuid,
+        detection_id -> Uuid,
+        tenant_id -> Uuid,
+        added_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Tsvector;
+
+    cases (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        number -> Int4,
+        kind -> Text,
+        name -> Text,
+        name_key -> Text,
+        description -> Nullable<Text>,
+        findings -> Nullable<Text>,
+        severity -> Int2,
+        status -> Text,
+        status_rank -> Int2,
+        resolution -> Nullable<Text>,
+        auto_created -> Bool,
+        auto_rule_name -> Nullable<Text>,
+        auto_device -> Nullable<Text>,
+        assignee_id -> Nullable<Uuid>,
+        assignee_sort -> Text,
+        subject_id -> Nullable<Uuid>,
+        subject_sort -> Text,
+        created_by_id -> Nullable<Uuid>,
+        last_modified_by_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        archive_at -> Timestamptz,
+        archived_at -> Nullable<Timestamptz>,
+        delete_at -> Nullable<Timestamptz>,
+        version -> Int4,
+        detection_count -> Int4,
+        risk_critical -> Int4,
+        risk_high -> Int4,
+        risk_medium -> Int4,
+        risk_low -> Int4,
+        risk_informational -> Int4,
+        search -> Tsvector,
+    }
+}
+
+diesel::table! {
+    detections (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        external_id -> Text,
+        source -> Text,
+        rule_name -> Text,
+        description -> Nullable<Text>,
+        observed_at -> Timestamptz,
+        ingested_at -> Timestamptz,
+        risk_score -> Int4,
+        severity -> Int2,
+        risk_indicators -> Jsonb,
+        device_id -> Nullable<Text>,
+        device_hostname -> Nullable<Text>,
+        device_type -> Nullable<Text>,
+        device_ip -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        mitre -> Jsonb,
+        file_name -> Nullable<Text>,
+        file_path -> Nullable<Text>,
+        file_size -> Nullable<Int8>,
+        file_sha256 -> Nullable<Text>,
+        file_md5 -> Nullable<Text>,
+        file_mime_type -> Nullable<Text>,
+        file_availability -> Nullable<Text>,
+        file_content_stored -> Bool,
+        raw -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
+    subjects (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        username -> Text,
+        display_name -> Nullable<Text>,
+        department -> Nullable<Text>,
+        title -> Nullable<Text>,
+        location -> Nullable<Text>,
+        manager_username -> Nullable<Text>,
+        departure_date -> Nullable<Date>,
+        watchlists -> Array<Nullable<Text>>,
+        notes -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     tenants (id) {
         id -> Uuid,
         name -> Text,
         licenses -> Array<Nullable<Text>>,
         created_at -> Timestamptz,
+        archive_after_days -> Int4,
+        delete_resolved_after_days -> Nullable<Int4>,
+        auto_case_enabled -> Bool,
+        auto_case_min_severity -> Int2,
+        next_case_number -> Int4,
     }
 }
 
@@ -36,6 +148,21 @@ diesel::table! {
 
 diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(case_detections -> cases (case_id));
+diesel::joinable!(case_detections -> detections (detection_id));
+diesel::joinable!(case_detections -> tenants (tenant_id));
+diesel::joinable!(cases -> subjects (subject_id));
+diesel::joinable!(cases -> tenants (tenant_id));
+diesel::joinable!(detections -> tenants (tenant_id));
+diesel::joinable!(subjects -> tenants (tenant_id));
 diesel::joinable!(users -> tenants (tenant_id));
 
-diesel::allow_tables_to_appear_in_same_query!(api_tokens, tenants, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
+    case_detections,
+    cases,
+    detections,
+    subjects,
+    tenants,
+    users,
+);

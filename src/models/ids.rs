@@ -45,3 +45,15 @@ id_type!(
     /// An API token's id.
     TokenId
 );
+id_type!(
+    /// A case's id.
+    CaseId
+);
+id_type!(
+    /// A detection's id.
+    DetectionId
+);
+id_type!(
+    /// A subject's id.
+    SubjectId
+);

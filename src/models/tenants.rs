@@ -44,9 +44,37 @@ pub struct Tenant {
     pub name: String,
     pub licenses: Vec<Option<String>>,
     pub created_at: DateTime<Utc>,
+    /// Days after creation when a case is archived (90–365).
+    pub archive_after_days: i32,
+    /// Days after resolution when a case is deleted; `None`: never.
+    pub delete_resolved_after_days: Option<i32>,
+    /// Whether high-risk detections open automatic cases.
+    pub auto_case_enabled: bool,
+    /// The least severity (rank) that opens an automatic case.
+    pub auto_case_min_severity: i16,
+    pub next_case_number: i32,
+}
+
+/// Bounds of the tenant's policies.
+pub const ARCHIVE_AFTER_DAYS: std::ops::RangeInclusive<i32> = 90..=365;
+pub const DELETE_RESOLVED_AFTER_DAYS: std::ops::RangeInclusive<i32> = 1..=3650;
+
+/// A change of the tenant's policies: `None` leaves a field alone.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = tenants)]
+pub struct PolicyChanges {
+    pub archive_after_days: Option<i32>,
+    pub delete_resolved_after_days: Option<Option<i32>>,
+    pub auto_case_enabled: Option<bool>,
+    pub auto_case_min_severity: Option<i16>,
 }
 
 impl Tenant {
+    /// Whether the tenant holds `license`.
+    pub fn has_license(&self, license: License) -> bool {
+        self.licenses().contains(&license)
+    }
+
     /// The licenses, in a stable order, ignoring any value this build does not know.
     pub fn licenses(&self) -> Vec<License> {
         let mut out: Vec<License> =
@@ -94,4 +122,35 @@ pub async fn find(conn: &mut AsyncPgConnection, id: TenantId) -> QueryResult<Opt
 
 pub async fn count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     tenants::table.count().get_result(conn).await
+}
+
+/// Changes the tenant's policies and returns the tenant.
+pub async fn update_policies(
+    conn: &mut AsyncPgConnection,
+    id: TenantId,
+    changes: &PolicyChanges,
+) -> QueryResult<Tenant> {
+    if changes.archive_after_days.is_none()
+        && changes.delete_resolved_after_days.is_none()
+        && changes.auto_case_enabled.is_none()
+        && changes.auto_case_min_severity.is_none()
+    {
+        return tenants::table.find(id).select(Tenant::as_select()).first(conn).await;
+    }
+    diesel::update(tenants::table.find(id))
+        .set(changes)
+        .returning(Tenant::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Takes the tenant's next case number (the tenant row stays locked until the
+/// transaction ends, so numbers are unique and never reused).
+pub async fn take_case_number(conn: &mut AsyncPgConnection, id: TenantId) -> QueryResult<i32> {
+    let next: i32 = diesel::update(tenants::table.find(id))
+        .set(tenants::next_case_number.eq(tenants::next_case_number + 1))
+        .returning(tenants::next_case_number)
+        .get_result(conn)
+        .await?;
+    Ok(next - 1)
 }

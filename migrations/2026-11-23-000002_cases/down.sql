@@ -1,0 +1,10 @@
+DROP TABLE case_detections;
+DROP TABLE cases;
+DROP TABLE detections;
+DROP TABLE subjects;
+ALTER TABLE tenants
+    DROP COLUMN archive_after_days,
+    DROP COLUMN delete_resolved_after_days,
+    DROP COLUMN auto_case_enabled,
+    DROP COLUMN auto_case_min_severity,
+    DROP COLUMN next_case_number;

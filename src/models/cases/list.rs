@@ -1,0 +1,270 @@
+//! The case list: every filter and every order of `cases`, read with keyset pagination
+//! (the sort key and the case number as tie-breaker; no OFFSET).
+
+use chrono::{DateTime, Utc};
+use diesel::QueryResult;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
+use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
+use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
+use crate::models::sql::{Bind, Count, Sql};
+
+use super::Case;
+
+/// A time range: `from` inclusive, `to` exclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Which cases a list holds. Every field narrows the list; `None` does not filter.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub statuses: Vec<CaseStatus>,
+    pub kinds: Option<Vec<CaseKind>>,
+    pub severities: Option<Vec<Severity>>,
+    pub resolutions: Option<Vec<Resolution>>,
+    pub assignee_ids: Option<Vec<UserId>>,
+    pub unassigned: Option<bool>,
+    pub subject_username: Option<String>,
+    pub subject_id: Option<SubjectId>,
+    pub name_contains: Option<String>,
+    pub search: Option<String>,
+    pub created_at: TimeRange,
+    pub updated_at: TimeRange,
+    pub archive_at: TimeRange,
+    pub has_detection: Option<DetectionId>,
+    /// Only cases among these (a detection's cases).
+    pub ids: Option<Vec<CaseId>>,
+}
+
+/// The orders of the case list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
+pub enum CaseOrderField {
+    /// The case number.
+    Number,
+    /// The name, ignoring case.
+    Name,
+    /// The lifecycle: NEW, INVESTIGATING, ON_HOLD, ACTION_REQUIRED, RESOLVED, ARCHIVED.
+    Status,
+    /// None first, then INFORMATIONAL up to CRITICAL.
+    Severity,
+    /// The assignee's display name, ignoring case; unassigned first.
+    Assignee,
+    /// The subject's username; cases without a subject first.
+    Subject,
+    CreatedAt,
+    UpdatedAt,
+    ArchiveAt,
+    DetectionCount,
+}
+
+impl CaseOrderField {
+    /// The SQL expression of the sort key (each has an index led by the tenant id).
+    const fn key_sql(self) -> &'static str {
+        match self {
+            CaseOrderField::Number => "number",
+            CaseOrderField::Name => "name_key",
+            CaseOrderField::Status => "status_rank",
+            CaseOrderField::Severity => "severity",
+            CaseOrderField::Assignee => "assignee_sort",
+            CaseOrderField::Subject => "subject_sort",
+            CaseOrderField::CreatedAt => "created_at",
+            CaseOrderField::UpdatedAt => "updated_at",
+            CaseOrderField::ArchiveAt => "archive_at",
+            CaseOrderField::DetectionCount => "detection_count",
+        }
+    }
+
+    const fn key_type(self) -> KeyType {
+        match self {
+            CaseOrderField::Name | CaseOrderField::Assignee | CaseOrderField::Subject => {
+                KeyType::Text
+            }
+            CaseOrderField::CreatedAt | CaseOrderField::UpdatedAt | CaseOrderField::ArchiveAt => {
+                KeyType::Time
+            }
+            _ => KeyType::Int,
+        }
+    }
+
+    const fn tag(self) -> &'static str {
+        match self {
+            CaseOrderField::Number => "NUMBER",
+            CaseOrderField::Name => "NAME",
+            CaseOrderField::Status => "STATUS",
+            CaseOrderField::Severity => "SEVERITY",
+            CaseOrderField::Assignee => "ASSIGNEE",
+            CaseOrderField::Subject => "SUBJECT",
+            CaseOrderField::CreatedAt => "CREATED_AT",
+            CaseOrderField::UpdatedAt => "UPDATED_AT",
+            CaseOrderField::ArchiveAt => "ARCHIVE_AT",
+            CaseOrderField::DetectionCount => "DETECTION_COUNT",
+        }
+    }
+
+    /// The sort key of a case, as the database computes it.
+    fn key_of(self, case: &Case) -> Key {
+        match self {
+            CaseOrderField::Number => Key::Int(case.number.into()),
+            CaseOrderField::Name => Key::Text(case.name_key.clone()),
+            CaseOrderField::Status => Key::Int(status_rank(case.status()).into()),
+            CaseOrderField::Severity => Key::Int(case.severity.into()),
+            CaseOrderField::Assignee => Key::Text(case.assignee_sort.clone()),
+            CaseOrderField::Subject => Key::Text(case.subject_sort.clone()),
+            CaseOrderField::CreatedAt => Key::Time(case.created_at),
+            CaseOrderField::UpdatedAt => Key::Time(case.updated_at),
+            CaseOrderField::ArchiveAt => Key::Time(case.archive_at),
+            CaseOrderField::DetectionCount => Key::Int(case.detection_count.into()),
+        }
+    }
+}
+
+/// The lifecycle rank the `status_rank` column stores.
+fn status_rank(status: CaseStatus) -> i16 {
+    match status {
+        CaseStatus::New => 0,
+        CaseStatus::Investigating => 1,
+        CaseStatus::OnHold => 2,
+        CaseStatus::ActionRequired => 3,
+        CaseStatus::Resolved => 4,
+        CaseStatus::Archived => 5,
+    }
+}
+
+/// An order of the case list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseOrder {
+    pub field: CaseOrderField,
+    pub direction: Direction,
+}
+
+impl Default for CaseOrder {
+    fn default() -> Self {
+        Self { field: CaseOrderField::UpdatedAt, direction: Direction::Desc }
+    }
+}
+
+impl CaseOrder {
+    /// The cursor of a case in this order.
+    pub fn cursor(&self, case: &Case) -> String {
+        Cursor {
+            order: self.tag(),
+            key: self.field.key_of(case),
+            tie: Tie::Number(case.number.into()),
+        }
+        .encode()
+    }
+
+    /// A cursor made by [`CaseOrder::cursor`] for this same order.
+    pub fn decode_cursor(&self, text: &str) -> Option<Cursor> {
+        Cursor::decode(text, &self.tag(), self.field.key_type(), true)
+    }
+
+    fn tag(&self) -> String {
+        format!("case:{}:{}", self.field.tag(), self.direction.sql())
+    }
+}
+
+/// Appends the filter's conditions to a statement over `cases`.
+fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &CaseFilter) {
+    sql.push(" WHERE tenant_id = ").bind(Bind::Uuid(tenant.0));
+    let texts = |values: &[&'static str]| Bind::Texts(values.iter().map(|s| (*s).to_owned()).collect());
+    let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+    sql.push(" AND status = ANY(").bind(texts(&statuses)).push(")");
+    if let Some(kinds) = &filter.kinds {
+        let kinds: Vec<&'static str> = kinds.iter().map(|k| k.as_str()).collect();
+        sql.push(" AND kind = ANY(").bind(texts(&kinds)).push(")");
+    }
+    if let Some(severities) = &filter.severities {
+        let ranks = severities.iter().map(|s| s.rank()).collect();
+        sql.push(" AND severity = ANY(").bind(Bind::SmallInts(ranks)).push(")");
+    }
+    if let Some(resolutions) = &filter.resolutions {
+        let values: Vec<&'static str> = resolutions.iter().map(|r| r.as_str()).collect();
+        sql.push(" AND resolution = ANY(").bind(texts(&values)).push(")");
+    }
+    match (&filter.assignee_ids, filter.unassigned) {
+        (Some(ids), Some(true)) => {
+            let ids = ids.iter().map(|id| id.0).collect();
+            sql.push(" AND (assignee_id = ANY(").bind(Bind::Uuids(ids)).push(") OR assignee_id IS NULL)");
+        }
+        (Some(ids), unassigned) => {
+            let ids = ids.iter().map(|id| id.0).collect();
+            sql.push(" AND assignee_id = ANY(").bind(Bind::Uuids(ids)).push(")");
+            if unassigned == Some(false) {
+                sql.push(" AND assignee_id IS NOT NULL");
+            }
+        }
+        (None, Some(true)) => {
+            sql.push(" AND assignee_id IS NULL");
+        }
+        (None, Some(false)) => {
+            sql.push(" AND assignee_id IS NOT NULL");
+        }
+        (None, None) => {}
+    }
+    if let Some(username) = &filter.subject_username {
+        sql.push(" AND subject_sort = ").bind(Bind::Text(username.trim().to_lowercase()));
+    }
+    if let Some(subject) = filter.subject_id {
+        sql.push(" AND subject_id = ").bind(Bind::Uuid(subject.0));
+    }
+    if let Some(text) = &filter.name_contains {
+        sql.push(" AND strpos(lower(name), ").bind(Bind::Text(text.to_lowercase())).push(") > 0");
+    }
+    if let Some(words) = filter.search.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+        sql.push(" AND search @@ plainto_tsquery('simple', ").bind(Bind::Text(words.to_owned())).push(")");
+    }
+    push_range(sql, "created_at", filter.created_at);
+    push_range(sql, "updated_at", filter.updated_at);
+    push_range(sql, "archive_at", filter.archive_at);
+    if let Some(detection) = filter.has_detection {
+        sql.push(" AND EXISTS (SELECT 1 FROM case_detections cd WHERE cd.case_id = cases.id AND cd.detection_id = ")
+            .bind(Bind::Uuid(detection.0))
+            .push(")");
+    }
+    if let Some(ids) = &filter.ids {
+        let ids = ids.iter().map(|id| id.0).collect();
+        sql.push(" AND id = ANY(").bind(Bind::Uuids(ids)).push(")");
+    }
+}
+
+/// Appends `column >= from AND column < to` for the bounds that are set.
+pub(crate) fn push_range(sql: &mut Sql, column: &str, range: TimeRange) {
+    if let Some(from) = range.from {
+        sql.push(&format!(" AND {column} >= ")).bind(Bind::Time(from));
+    }
+    if let Some(to) = range.to {
+        sql.push(&format!(" AND {column} < ")).bind(Bind::Time(to));
+    }
+}
+
+/// One page of the tenant's cases matching `filter`, in `order`.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    filter: &CaseFilter,
+    order: CaseOrder,
+    request: &PageRequest,
+) -> QueryResult<Page<Case>> {
+    let mut sql = Sql::new("SELECT * FROM cases");
+    push_filter(&mut sql, tenant, filter);
+    page::push_keyset(&mut sql, order.field.key_sql(), "number", order.direction, request);
+    let rows: Vec<Case> = sql.into_query().load(conn).await?;
+    Ok(Page::from_scan(rows, request))
+}
+
+/// How many of the tenant's cases match `filter`.
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    filter: &CaseFilter,
+) -> QueryResult<i64> {
+    let mut sql = Sql::new("SELECT count(*) AS count FROM cases");
+    push_filter(&mut sql, tenant, filter);
+    let row: Count = sql.into_query().get_result(conn).await?;
+    Ok(row.count)
+}

@@ -1,0 +1,207 @@
+//! Keyset pagination shared by every list: a position in an order (the sort key and a
+//! unique tie-breaker), a request for the rows after or before it, and the page.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::models::sql::Bind;
+
+/// A sort key value as a cursor carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Key {
+    #[serde(rename = "i")]
+    Int(i64),
+    #[serde(rename = "d")]
+    Time(DateTime<Utc>),
+    #[serde(rename = "s")]
+    Text(String),
+}
+
+/// The type of an order's sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Int,
+    Time,
+    Text,
+}
+
+impl Key {
+    pub const fn key_type(&self) -> KeyType {
+        match self {
+            Key::Int(_) => KeyType::Int,
+            Key::Time(_) => KeyType::Time,
+            Key::Text(_) => KeyType::Text,
+        }
+    }
+
+    pub fn bind(&self) -> Bind {
+        match self {
+            Key::Int(v) => Bind::Int(*v),
+            Key::Time(v) => Bind::Time(*v),
+            Key::Text(v) => Bind::Text(v.clone()),
+        }
+    }
+}
+
+/// The unique tie-breaker of a row: a case number or an id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Tie {
+    #[serde(rename = "n")]
+    Number(i64),
+    #[serde(rename = "u")]
+    Id(Uuid),
+}
+
+impl Tie {
+    pub fn bind(&self) -> Bind {
+        match self {
+            Tie::Number(v) => Bind::Int(*v),
+            Tie::Id(v) => Bind::Uuid(*v),
+        }
+    }
+}
+
+/// A position in one order of one list. Opaque to clients: base64 of JSON naming the
+/// order, so a cursor from another order is refused instead of silently misread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "o")]
+    pub order: String,
+    #[serde(rename = "k")]
+    pub key: Key,
+    #[serde(rename = "t")]
+    pub tie: Tie,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// The cursor in `text` when it was made for `order`, whose keys are of `key_type`
+    /// and whose tie-breakers are numbers (`by_number`) or ids.
+    pub fn decode(text: &str, order: &str, key_type: KeyType, by_number: bool) -> Option<Self> {
+        if text.len() > 1024 {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?;
+        let cursor: Cursor = serde_json::from_slice(&bytes).ok()?;
+        let tie_ok = matches!((&cursor.tie, by_number), (Tie::Number(_), true) | (Tie::Id(_), false));
+        (cursor.order == order && cursor.key.key_type() == key_type && tie_ok).then_some(cursor)
+    }
+}
+
+/// Which way the scan goes through the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+impl Direction {
+    pub const fn sql(self) -> &'static str {
+        match self {
+            Direction::Asc => "ASC",
+            Direction::Desc => "DESC",
+        }
+    }
+
+    pub const fn reverse(self) -> Self {
+        match self {
+            Direction::Asc => Direction::Desc,
+            Direction::Desc => Direction::Asc,
+        }
+    }
+
+    /// The comparison that finds rows after a position when scanning this way.
+    pub const fn after_op(self) -> &'static str {
+        match self {
+            Direction::Asc => ">",
+            Direction::Desc => "<",
+        }
+    }
+}
+
+/// One page to fetch: up to `limit` rows after `cursor` in the order, or, when
+/// `backward`, the last `limit` rows before it.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub limit: i64,
+    pub cursor: Option<Cursor>,
+    pub backward: bool,
+}
+
+/// The rows of a page in list order, and whether rows exist beyond it on the side it was
+/// fetched towards (one extra row is read to know).
+#[derive(Debug)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds the page from rows fetched in scan order with `limit + 1` as the limit.
+    pub fn from_scan(mut rows: Vec<T>, request: &PageRequest) -> Self {
+        let limit = usize::try_from(request.limit).unwrap_or(0);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        if request.backward {
+            rows.reverse();
+        }
+        Page { rows, more }
+    }
+}
+
+/// Appends `AND (key, tie) > (k, t)` (or `<`) for the request's cursor, then the ORDER
+/// BY and LIMIT of the scan. `key` and `tie` are SQL expressions of the list's order.
+pub fn push_keyset(
+    sql: &mut crate::models::sql::Sql,
+    key: &str,
+    tie: &str,
+    direction: Direction,
+    request: &PageRequest,
+) {
+    let scan = if request.backward { direction.reverse() } else { direction };
+    if let Some(cursor) = &request.cursor {
+        sql.push(&format!(" AND ({key}, {tie}) {} (", scan.after_op()))
+            .bind(cursor.key.bind())
+            .push(", ")
+            .bind(cursor.tie.bind())
+            .push(")");
+    }
+    let dir = scan.sql();
+    sql.push(&format!(" ORDER BY {key} {dir}, {tie} {dir} LIMIT "))
+        .bind(crate::models::sql::Bind::Int(request.limit + 1));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_another_order_or_garbage() {
+        let cursor =
+            Cursor { order: "NAME".into(), key: Key::Text("abc".into()), tie: Tie::Number(7) };
+        let text = cursor.encode();
+        assert_eq!(Cursor::decode(&text, "NAME", KeyType::Text, true), Some(cursor));
+        assert_eq!(Cursor::decode(&text, "NUMBER", KeyType::Text, true), None);
+        assert_eq!(Cursor::decode(&text, "NAME", KeyType::Time, true), None);
+        assert_eq!(Cursor::decode(&text, "NAME", KeyType::Text, false), None);
+        assert_eq!(Cursor::decode("garbage!", "NAME", KeyType::Text, true), None);
+        let time =
+            Cursor { order: "T".into(), key: Key::Time(Utc::now()), tie: Tie::Id(Uuid::nil()) };
+        assert_eq!(Cursor::decode(&time.encode(), "T", KeyType::Time, false), Some(time));
+    }
+
+    #[test]
+    fn a_backward_page_is_returned_in_list_order() {
+        let request = PageRequest { limit: 2, cursor: None, backward: true };
+        let page = Page::from_scan(vec![9, 8, 7], &request);
+        assert_eq!(page.rows, vec![8, 9]);
+        assert!(page.more);
+    }
+}

@@ -1,0 +1,187 @@
+//! Subjects: the people under investigation, one per username (email) per tenant.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::db::schema::subjects;
+use crate::models::ids::{SubjectId, TenantId};
+use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
+use crate::models::sql::{Bind, Count, Sql};
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+#[diesel(table_name = subjects, check_for_backend(diesel::pg::Pg))]
+pub struct Subject {
+    pub id: SubjectId,
+    pub tenant_id: TenantId,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub location: Option<String>,
+    pub manager_username: Option<String>,
+    pub departure_date: Option<NaiveDate>,
+    pub watchlists: Vec<Option<String>>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subject {
+    /// The sort and lookup key of the username.
+    pub fn key(&self) -> String {
+        self.username.to_lowercase()
+    }
+}
+
+/// The profile fields of a subject: `None` leaves a field alone (on update) or unset.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = subjects)]
+pub struct SubjectChanges {
+    pub display_name: Option<Option<String>>,
+    pub department: Option<Option<String>>,
+    pub title: Option<Option<String>>,
+    pub location: Option<Option<String>>,
+    pub manager_username: Option<Option<String>>,
+    pub departure_date: Option<Option<NaiveDate>>,
+    pub watchlists: Option<Vec<Option<String>>>,
+    pub notes: Option<Option<String>>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = subjects)]
+struct NewSubject<'a> {
+    id: SubjectId,
+    tenant_id: TenantId,
+    username: &'a str,
+}
+
+const USERNAME_KEY: &str = "lower(username) COLLATE \"C\"";
+
+/// Creates the subject with this username, or changes the one that exists (ignoring the
+/// username's case). Returns the subject and whether it was created.
+pub async fn upsert(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    username: &str,
+    changes: &SubjectChanges,
+) -> QueryResult<(Subject, bool)> {
+    let existing = find_by_username(conn, tenant, username).await?;
+    let (id, created) = match existing {
+        Some(subject) => (subject.id, false),
+        None => {
+            let id = SubjectId::new();
+            diesel::insert_into(subjects::table)
+                .values(NewSubject { id, tenant_id: tenant, username })
+                .execute(conn)
+                .await?;
+            (id, true)
+        }
+    };
+    let subject = diesel::update(subjects::table.find(id))
+        .set((changes, subjects::updated_at.eq(diesel::dsl::now)))
+        .returning(Subject::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok((subject, created))
+}
+
+/// The tenant's subject with this username, ignoring case.
+pub async fn find_by_username(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    username: &str,
+) -> QueryResult<Option<Subject>> {
+    let key = diesel::dsl::sql::<diesel::sql_types::Text>(USERNAME_KEY);
+    subjects::table
+        .filter(subjects::tenant_id.eq(tenant))
+        .filter(key.eq(username.trim().to_lowercase()))
+        .select(Subject::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The tenant's subjects whose usernames are among `keys` (lower case), in one statement.
+pub async fn find_by_usernames(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    keys: &[String],
+) -> QueryResult<Vec<Subject>> {
+    let key = diesel::dsl::sql::<diesel::sql_types::Text>(USERNAME_KEY);
+    subjects::table
+        .filter(subjects::tenant_id.eq(tenant))
+        .filter(key.eq_any(keys))
+        .select(Subject::as_select())
+        .load(conn)
+        .await
+}
+
+/// The tenant's subjects among `ids`, in one statement.
+pub async fn find_many(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    ids: &[SubjectId],
+) -> QueryResult<Vec<Subject>> {
+    subjects::table
+        .filter(subjects::tenant_id.eq(tenant).and(subjects::id.eq_any(ids)))
+        .select(Subject::as_select())
+        .load(conn)
+        .await
+}
+
+/// Which subjects a list holds.
+#[derive(Debug, Clone, Default)]
+pub struct SubjectFilter {
+    pub username_contains: Option<String>,
+    pub department: Option<String>,
+    pub watchlist: Option<String>,
+}
+
+fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &SubjectFilter) {
+    sql.push(" WHERE tenant_id = ").bind(Bind::Uuid(tenant.0));
+    if let Some(text) = &filter.username_contains {
+        sql.push(" AND strpos(lower(username), ").bind(Bind::Text(text.to_lowercase())).push(") > 0");
+    }
+    if let Some(department) = &filter.department {
+        sql.push(" AND lower(department) = ").bind(Bind::Text(department.trim().to_lowercase()));
+    }
+    if let Some(watchlist) = &filter.watchlist {
+        sql.push(" AND watchlists @> ARRAY[").bind(Bind::Text(watchlist.trim().to_owned())).push("]");
+    }
+}
+
+/// The cursor of a subject in the list (ordered by username).
+pub fn cursor(subject: &Subject) -> String {
+    Cursor { order: "subject".into(), key: Key::Text(subject.key()), tie: Tie::Id(subject.id.0) }
+        .encode()
+}
+
+pub fn decode_cursor(text: &str) -> Option<Cursor> {
+    Cursor::decode(text, "subject", KeyType::Text, false)
+}
+
+/// One page of the tenant's subjects, by username.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    filter: &SubjectFilter,
+    request: &PageRequest,
+) -> QueryResult<Page<Subject>> {
+    let mut sql = Sql::new("SELECT * FROM subjects");
+    push_filter(&mut sql, tenant, filter);
+    page::push_keyset(&mut sql, &format!("({USERNAME_KEY})"), "id", Direction::Asc, request);
+    let rows: Vec<Subject> = sql.into_query().load(conn).await?;
+    Ok(Page::from_scan(rows, request))
+}
+
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    filter: &SubjectFilter,
+) -> QueryResult<i64> {
+    let mut sql = Sql::new("SELECT count(*) AS count FROM subjects");
+    push_filter(&mut sql, tenant, filter);
+    let row: Count = sql.into_query().get_result(conn).await?;
+    Ok(row.count)
+}
