@@ -191,7 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(tokens::create(&mut conn, &user, &name, expires_at).await?)
             })
             .await?;
-            println!("{}", json!({ "token": secret, "tokenId": token_id.0.to_string() }));
+            println!("{}", json!({ "token": secret, "tokenId": ids::encode(Kind::ApiToken, token_id.0).0 }));
             Ok(())
         }
     }

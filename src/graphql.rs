@@ -1,13 +1,18 @@
 //! The GraphQL schema: roots merged from one module per domain, limits, and the
 //! per-request context (viewer and loaders). Knows nothing of HTTP.
 
+pub mod cases;
+pub mod detections;
 pub mod ids;
 pub mod loaders;
 pub mod node;
+pub mod pagination;
+pub mod scalars;
+pub mod subjects;
 pub mod tenants;
 pub mod users;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
 use crate::auth::Viewer;
 use crate::config::Limits;
@@ -18,14 +23,32 @@ pub use loaders::Loaders;
 
 /// The root query: one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Query(node::NodeQuery, users::UserQuery, tenants::TenantQuery);
+pub struct Query(
+    node::NodeQuery,
+    users::UserQuery,
+    tenants::TenantQuery,
+    cases::CaseQuery,
+    detections::DetectionQuery,
+    subjects::SubjectQuery,
+    users::UsersListQuery,
+);
 
-pub type CasefileSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+/// The root mutation: one part per domain.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    cases::CaseMutation,
+    subjects::SubjectMutation,
+    detections::DetectionMutation,
+    users::UserMutation,
+    tenants::TenantMutation,
+);
+
+pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
 /// loaders are attached to each request by [`request_data`].
 pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
-    let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod db;
 pub mod error;
 pub mod graphql;

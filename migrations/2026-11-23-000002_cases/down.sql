@@ -1,3 +1,4 @@
+DROP INDEX users_tenant_email_order_idx;
 DROP TABLE case_detections;
 DROP TABLE cases;
 DROP TABLE detections;

@@ -201,3 +201,6 @@ CREATE TABLE case_detections (
 );
 CREATE INDEX case_detections_detection_id_idx ON case_detections (detection_id);
 CREATE INDEX case_detections_tenant_id_idx ON case_detections (tenant_id);
+
+-- The user list's order (e-mail, then id).
+CREATE INDEX users_tenant_email_order_idx ON users (tenant_id, (lower(email) COLLATE "C"), id);

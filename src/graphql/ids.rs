@@ -12,6 +12,10 @@ use crate::error::AppError;
 pub enum Kind {
     Tenant,
     User,
+    Case,
+    Detection,
+    Subject,
+    ApiToken,
 }
 
 impl Kind {
@@ -19,10 +23,15 @@ impl Kind {
         match self {
             Kind::Tenant => "Tenant",
             Kind::User => "User",
+            Kind::Case => "Case",
+            Kind::Detection => "Detection",
+            Kind::Subject => "Subject",
+            Kind::ApiToken => "ApiToken",
         }
     }
 
-    const ALL: [Kind; 2] = [Kind::Tenant, Kind::User];
+    const ALL: [Kind; 6] =
+        [Kind::Tenant, Kind::User, Kind::Case, Kind::Detection, Kind::Subject, Kind::ApiToken];
 
     fn parse(prefix: &str) -> Option<Self> {
         Kind::ALL.into_iter().find(|kind| kind.prefix() == prefix)
@@ -64,6 +73,7 @@ mod tests {
         assert_eq!(decode(&id), Some((Kind::User, uuid)));
         assert_eq!(decode("not an id"), None);
         assert_eq!(decode(&URL_SAFE_NO_PAD.encode("Case:123")), None);
+        assert_eq!(decode(&URL_SAFE_NO_PAD.encode("Bogus:00000000-0000-0000-0000-000000000000")), None);
         assert!(expect(Kind::Tenant, &id, "tenantId").is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! One DataLoader per relation, built per request and scoped to the viewer's tenant, so
-//! the number of SQL statements a request runs does not grow with the page size.
+//! One DataLoader per relation and per-case aggregate, built per request and scoped to
+//! the viewer's tenant, so the number of SQL statements a request runs does not grow
+//! with the page size.
 
 use std::collections::HashMap;
 
@@ -7,57 +8,218 @@ use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::db::{DbPool, pool};
 use crate::error::LoadError;
-use crate::models::ids::{TenantId, UserId};
-use crate::models::{tenants, users};
+use crate::models::detections::list::{EntityCount, TechniqueCount};
+use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
+use crate::models::{cases, detections, links, subjects, tenants, users};
 
 /// The loaders of one request.
 pub struct Loaders {
     pub users: DataLoader<UserLoader>,
     pub tenants: DataLoader<TenantLoader>,
+    pub cases: DataLoader<CaseLoader>,
+    pub detections: DataLoader<DetectionLoader>,
+    pub subjects: DataLoader<SubjectLoader>,
+    pub subjects_by_username: DataLoader<SubjectByUsernameLoader>,
+    pub mitre: DataLoader<MitreLoader>,
+    pub entities: DataLoader<EntityLoader>,
+    pub detection_cases: DataLoader<DetectionCasesLoader>,
+    pub subject_risk: DataLoader<SubjectRiskLoader>,
 }
 
 impl Loaders {
     pub fn new(db: DbPool, tenant: TenantId) -> Self {
+        let scope = Scope { db, tenant };
         Self {
-            users: DataLoader::new(UserLoader { db: db.clone(), tenant }, tokio::spawn),
-            tenants: DataLoader::new(TenantLoader { db, tenant }, tokio::spawn),
+            users: DataLoader::new(UserLoader(scope.clone()), tokio::spawn),
+            tenants: DataLoader::new(TenantLoader(scope.clone()), tokio::spawn),
+            cases: DataLoader::new(CaseLoader(scope.clone()), tokio::spawn),
+            detections: DataLoader::new(DetectionLoader(scope.clone()), tokio::spawn),
+            subjects: DataLoader::new(SubjectLoader(scope.clone()), tokio::spawn),
+            subjects_by_username: DataLoader::new(
+                SubjectByUsernameLoader(scope.clone()),
+                tokio::spawn,
+            ),
+            mitre: DataLoader::new(MitreLoader(scope.clone()), tokio::spawn),
+            entities: DataLoader::new(EntityLoader(scope.clone()), tokio::spawn),
+            detection_cases: DataLoader::new(DetectionCasesLoader(scope.clone()), tokio::spawn),
+            subject_risk: DataLoader::new(SubjectRiskLoader(scope), tokio::spawn),
         }
     }
 }
 
-/// Users of the viewer's tenant by id.
-pub struct UserLoader {
+/// What every loader needs: the pool and the tenant it is confined to.
+#[derive(Clone)]
+pub struct Scope {
     db: DbPool,
     tenant: TenantId,
 }
 
-impl Loader<UserId> for UserLoader {
-    type Value = users::User;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
-        let mut conn = pool::get(&self.db).await?;
-        let rows = users::find_many(&mut conn, self.tenant, keys).await?;
-        Ok(rows.into_iter().map(|u| (u.id, u)).collect())
+impl Scope {
+    async fn conn(&self) -> Result<crate::db::DbConn, LoadError> {
+        Ok(pool::get(&self.db).await?)
     }
 }
 
-/// The viewer's own tenant; any other tenant id finds nothing.
-pub struct TenantLoader {
-    db: DbPool,
-    tenant: TenantId,
+/// Defines a loader of rows by id: one `find_many` statement per batch.
+macro_rules! by_id_loader {
+    ($(#[$doc:meta])* $name:ident, $key:ty, $value:ty, $find:path) => {
+        $(#[$doc])*
+        pub struct $name(Scope);
+
+        impl Loader<$key> for $name {
+            type Value = $value;
+            type Error = LoadError;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
+                let mut conn = self.0.conn().await?;
+                let rows = $find(&mut conn, self.0.tenant, keys).await?;
+                Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+            }
+        }
+    };
 }
+
+by_id_loader!(
+    /// Users of the viewer's tenant by id.
+    UserLoader, UserId, users::User, users::find_many
+);
+by_id_loader!(
+    /// Cases of the viewer's tenant by id.
+    CaseLoader, CaseId, cases::Case, cases::find_many
+);
+by_id_loader!(
+    /// Detections of the viewer's tenant by id.
+    DetectionLoader, DetectionId, detections::Detection, detections::find_many
+);
+by_id_loader!(
+    /// Subjects of the viewer's tenant by id.
+    SubjectLoader, SubjectId, subjects::Subject, subjects::find_many
+);
+
+/// The viewer's own tenant; any other tenant id finds nothing.
+pub struct TenantLoader(Scope);
 
 impl Loader<TenantId> for TenantLoader {
     type Value = tenants::Tenant;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[TenantId]) -> Result<HashMap<TenantId, Self::Value>, Self::Error> {
-        if !keys.contains(&self.tenant) {
+    async fn load(&self, keys: &[TenantId]) -> Result<HashMap<TenantId, Self::Value>, LoadError> {
+        if !keys.contains(&self.0.tenant) {
             return Ok(HashMap::new());
         }
-        let mut conn = pool::get(&self.db).await?;
-        let tenant = tenants::find(&mut conn, self.tenant).await?;
+        let mut conn = self.0.conn().await?;
+        let tenant = tenants::find(&mut conn, self.0.tenant).await?;
         Ok(tenant.into_iter().map(|t| (t.id, t)).collect())
+    }
+}
+
+/// Subjects by username, lower case (a detection's actor).
+pub struct SubjectByUsernameLoader(Scope);
+
+impl Loader<String> for SubjectByUsernameLoader {
+    type Value = subjects::Subject;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let rows = subjects::find_by_usernames(&mut conn, self.0.tenant, keys).await?;
+        Ok(rows.into_iter().map(|s| (s.key(), s)).collect())
+    }
+}
+
+/// Groups rows of several cases by case.
+fn by_case<T>(rows: Vec<T>, case_of: impl Fn(&T) -> CaseId) -> HashMap<CaseId, Vec<T>> {
+    let mut out: HashMap<CaseId, Vec<T>> = HashMap::new();
+    for row in rows {
+        out.entry(case_of(&row)).or_default().push(row);
+    }
+    out
+}
+
+/// The MITRE technique counts of each case's detections.
+pub struct MitreLoader(Scope);
+
+impl Loader<CaseId> for MitreLoader {
+    type Value = Vec<TechniqueCount>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[CaseId]) -> Result<HashMap<CaseId, Self::Value>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let rows = detections::list::mitre_counts(&mut conn, self.0.tenant, keys).await?;
+        Ok(by_case(rows, |r| r.case_id))
+    }
+}
+
+/// The devices, users and addresses of each case's detections.
+pub struct EntityLoader(Scope);
+
+impl Loader<CaseId> for EntityLoader {
+    type Value = Vec<EntityCount>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[CaseId]) -> Result<HashMap<CaseId, Self::Value>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let rows = detections::list::impacted_entities(&mut conn, self.0.tenant, keys).await?;
+        Ok(by_case(rows, |r| r.case_id))
+    }
+}
+
+/// The cases holding each detection.
+pub struct DetectionCasesLoader(Scope);
+
+impl Loader<DetectionId> for DetectionCasesLoader {
+    type Value = Vec<CaseId>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[DetectionId],
+    ) -> Result<HashMap<DetectionId, Self::Value>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let rows = links::cases_of(&mut conn, self.0.tenant, keys).await?;
+        let mut out: HashMap<DetectionId, Vec<CaseId>> = HashMap::new();
+        for (detection, case) in rows {
+            out.entry(detection).or_default().push(case);
+        }
+        Ok(out)
+    }
+}
+
+/// A subject's detections of the last `days` days counted by severity rank (index 1–5).
+/// Keys: the username (lower case) and the number of days.
+pub struct SubjectRiskLoader(Scope);
+
+impl Loader<(String, i32)> for SubjectRiskLoader {
+    type Value = [i32; 6];
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[(String, i32)],
+    ) -> Result<HashMap<(String, i32), Self::Value>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let mut out: HashMap<(String, i32), [i32; 6]> = HashMap::new();
+        let mut windows: Vec<i32> = keys.iter().map(|(_, days)| *days).collect();
+        windows.sort_unstable();
+        windows.dedup();
+        for days in windows {
+            let actors: Vec<String> =
+                keys.iter().filter(|(_, d)| *d == days).map(|(a, _)| a.clone()).collect();
+            let since = chrono::Utc::now() - chrono::Duration::days(days.into());
+            let rows =
+                detections::list::actor_severity_counts(&mut conn, self.0.tenant, &actors, since)
+                    .await?;
+            for actor in actors {
+                out.insert((actor, days), [0; 6]);
+            }
+            for row in rows {
+                if let Some(counts) = out.get_mut(&(row.actor, days))
+                    && let Some(slot) = usize::try_from(row.severity).ok().and_then(|r| counts.get_mut(r))
+                {
+                    *slot = i32::try_from(row.count).unwrap_or(i32::MAX);
+                }
+            }
+        }
+        Ok(out)
     }
 }

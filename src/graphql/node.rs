@@ -4,8 +4,11 @@ use async_graphql::{Context, ID, Interface, Object};
 use futures_util::future::try_join_all;
 
 use crate::error::AppError;
+use crate::graphql::cases::Case;
+use crate::graphql::detections::Detection;
+use crate::graphql::subjects::Subject;
 use crate::graphql::{Loaders, ids, tenants::Tenant, users::User, viewer_and_loaders};
-use crate::models::ids::{TenantId, UserId};
+use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
 
 /// Most ids one `nodes` call may ask for.
 pub const MAX_NODES: usize = 100;
@@ -16,6 +19,9 @@ pub const MAX_NODES: usize = 100;
 pub enum Node {
     Tenant(Tenant),
     User(User),
+    Case(Case),
+    Detection(Detection),
+    Subject(Subject),
 }
 
 #[derive(Default)]
@@ -52,5 +58,16 @@ async fn load(loaders: &Loaders, id: &ID) -> async_graphql::Result<Option<Node>>
             loaders.tenants.load_one(TenantId(uuid)).await?.map(|t| Node::Tenant(Tenant(t)))
         }
         ids::Kind::User => loaders.users.load_one(UserId(uuid)).await?.map(|u| Node::User(User(u))),
+        ids::Kind::Case => loaders.cases.load_one(CaseId(uuid)).await?.map(|c| Node::Case(Case(c))),
+        ids::Kind::Detection => loaders
+            .detections
+            .load_one(DetectionId(uuid))
+            .await?
+            .map(|d| Node::Detection(Detection(d))),
+        ids::Kind::Subject => {
+            loaders.subjects.load_one(SubjectId(uuid)).await?.map(|s| Node::Subject(Subject(s)))
+        }
+        // Tokens are not objects of the API: only their ids are.
+        ids::Kind::ApiToken => None,
     })
 }

@@ -1,13 +1,33 @@
-//! Tenants: the `Tenant` type and the `tenant` query.
+//! Tenants: the `Tenant` type, the `tenant` query and `updateTenantPolicies`.
 
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 
+use crate::db::{DbPool, pool};
+use crate::domain::admin::{self, PolicyDraft};
 use crate::error::AppError;
 use crate::graphql::{ids, viewer_and_loaders};
+use crate::models::enums::Severity;
 use crate::models::tenants::{self, License};
 
 /// An organisation using casefile. Nothing of one tenant is visible to another.
 pub struct Tenant(pub tenants::Tenant);
+
+/// When cases are archived and deleted.
+#[derive(SimpleObject)]
+pub struct RetentionPolicy {
+    /// Cases are archived this many days after creation (90–365).
+    pub archive_after_days: i32,
+    /// Resolved cases are deleted this many days after resolution; null: never.
+    pub delete_resolved_after_days: Option<i32>,
+}
+
+/// Whether high-risk detections open automatic cases.
+#[derive(SimpleObject)]
+pub struct AutoCasePolicy {
+    pub enabled: bool,
+    /// Detections at or above this severity open (or join) an automatic case.
+    pub min_severity: Severity,
+}
 
 #[Object]
 impl Tenant {
@@ -24,6 +44,21 @@ impl Tenant {
     /// Product licenses; MDR and Managed Risk service requests need theirs.
     async fn licenses(&self) -> Vec<License> {
         self.0.licenses()
+    }
+
+    async fn retention(&self) -> RetentionPolicy {
+        RetentionPolicy {
+            archive_after_days: self.0.archive_after_days,
+            delete_resolved_after_days: self.0.delete_resolved_after_days,
+        }
+    }
+
+    async fn auto_case_policy(&self) -> AutoCasePolicy {
+        AutoCasePolicy {
+            enabled: self.0.auto_case_enabled,
+            min_severity: Severity::from_rank(self.0.auto_case_min_severity)
+                .unwrap_or(Severity::High),
+        }
     }
 }
 
@@ -42,5 +77,52 @@ impl TenantQuery {
             .await?
             .ok_or(AppError::NotFound("tenant"))?;
         Ok(Tenant(tenant))
+    }
+}
+
+/// Absent fields are left alone; `deleteResolvedAfterDays: null` keeps resolved cases for ever.
+#[derive(InputObject)]
+pub struct UpdateTenantPoliciesInput {
+    pub client_mutation_id: Option<String>,
+    /// 90–365.
+    pub archive_after_days: Option<i32>,
+    /// 1–3650, or null for never.
+    pub delete_resolved_after_days: MaybeUndefined<i32>,
+    pub auto_case_enabled: Option<bool>,
+    pub auto_case_min_severity: Option<Severity>,
+}
+
+#[derive(SimpleObject)]
+pub struct TenantPayload {
+    pub client_mutation_id: Option<String>,
+    pub tenant: Tenant,
+}
+
+#[derive(Default)]
+pub struct TenantMutation;
+
+#[Object]
+impl TenantMutation {
+    /// Changes the tenant's retention and automatic-case policies (admins only). The
+    /// archive date of existing cases stays as it was set at their creation.
+    async fn update_tenant_policies(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTenantPoliciesInput,
+    ) -> async_graphql::Result<TenantPayload> {
+        let (viewer, _) = viewer_and_loaders(ctx)?;
+        let draft = PolicyDraft {
+            archive_after_days: input.archive_after_days,
+            delete_resolved_after_days: match input.delete_resolved_after_days {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(days) => Some(Some(days)),
+            },
+            auto_case_enabled: input.auto_case_enabled,
+            auto_case_min_severity: input.auto_case_min_severity,
+        };
+        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let tenant = admin::update_policies(&mut conn, viewer, draft).await?;
+        Ok(TenantPayload { client_mutation_id: input.client_mutation_id, tenant: Tenant(tenant) })
     }
 }

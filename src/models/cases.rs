@@ -175,6 +175,19 @@ pub async fn update(
         .await
 }
 
+/// Applies changes the system makes (aggregates at creation) without a new version.
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    id: CaseId,
+    changes: &CaseChanges,
+) -> QueryResult<Case> {
+    diesel::update(cases::table.find(id))
+        .set(changes)
+        .returning(Case::as_returning())
+        .get_result(conn)
+        .await
+}
+
 /// A case of the tenant, or `None` for an unknown id or another tenant's case.
 pub async fn find(
     conn: &mut AsyncPgConnection,

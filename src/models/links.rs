@@ -121,3 +121,16 @@ pub async fn held_among(
         .load(conn)
         .await
 }
+
+/// Every detection the cases hold.
+pub async fn detections_of(
+    conn: &mut AsyncPgConnection,
+    cases: &[CaseId],
+) -> QueryResult<Vec<DetectionId>> {
+    case_detections::table
+        .filter(case_detections::case_id.eq_any(cases))
+        .select(case_detections::detection_id)
+        .distinct()
+        .load(conn)
+        .await
+}

@@ -132,3 +132,17 @@ pub async fn revoke(
     .await
     .optional()
 }
+
+/// A token of the tenant by id.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: TokenId,
+) -> QueryResult<Option<ApiToken>> {
+    api_tokens::table
+        .filter(api_tokens::tenant_id.eq(tenant).and(api_tokens::id.eq(id)))
+        .select(ApiToken::as_select())
+        .first(conn)
+        .await
+        .optional()
+}

@@ -6,6 +6,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::users;
 use crate::models::ids::{TenantId, UserId};
+use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
+use crate::models::sql::{Bind, Count, Sql};
 
 /// What a user may do; see DESIGN.md's role table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
@@ -60,7 +62,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     pub id: UserId,
@@ -126,4 +128,69 @@ pub async fn find_many(
 /// A user by id in any tenant: for the operator's CLI only, never for API requests.
 pub async fn find_any(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<User>> {
     users::table.find(id).select(User::as_select()).first(conn).await.optional()
+}
+
+/// The roles that can be assignees, as stored.
+const ASSIGNABLE_ROLES: [&str; 2] = ["ADMIN", "ANALYST"];
+
+fn push_filter(sql: &mut Sql, tenant: TenantId, assignable: Option<bool>) {
+    sql.push(" WHERE tenant_id = ").bind(Bind::Uuid(tenant.0));
+    let roles = Bind::Texts(ASSIGNABLE_ROLES.iter().map(|r| (*r).to_owned()).collect());
+    match assignable {
+        Some(true) => {
+            sql.push(" AND role = ANY(").bind(roles).push(")");
+        }
+        Some(false) => {
+            sql.push(" AND NOT role = ANY(").bind(roles).push(")");
+        }
+        None => {}
+    }
+}
+
+const EMAIL_KEY: &str = "(lower(email) COLLATE \"C\")";
+
+/// The cursor of a user in the list (ordered by email).
+pub fn cursor(user: &User) -> String {
+    Cursor { order: "user".into(), key: Key::Text(user.email.to_lowercase()), tie: Tie::Id(user.id.0) }
+        .encode()
+}
+
+pub fn decode_cursor(text: &str) -> Option<Cursor> {
+    Cursor::decode(text, "user", KeyType::Text, false)
+}
+
+/// One page of the tenant's users by email; `assignable` keeps only (or no) assignees.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    assignable: Option<bool>,
+    request: &PageRequest,
+) -> QueryResult<Page<User>> {
+    let mut sql = Sql::new("SELECT * FROM users");
+    push_filter(&mut sql, tenant, assignable);
+    page::push_keyset(&mut sql, EMAIL_KEY, "id", Direction::Asc, request);
+    let rows: Vec<User> = sql.into_query().load(conn).await?;
+    Ok(Page::from_scan(rows, request))
+}
+
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    assignable: Option<bool>,
+) -> QueryResult<i64> {
+    let mut sql = Sql::new("SELECT count(*) AS count FROM users");
+    push_filter(&mut sql, tenant, assignable);
+    let row: Count = sql.into_query().get_result(conn).await?;
+    Ok(row.count)
+}
+
+/// Whether a database error is the unique index on e-mail addresses.
+pub fn is_email_taken(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            info,
+        ) if info.constraint_name() == Some("users_tenant_email_key")
+    )
 }

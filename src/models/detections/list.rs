@@ -266,3 +266,32 @@ pub async fn impacted_entities(
     );
     sql.into_query().load(conn).await
 }
+
+/// Detections of an actor counted by severity rank.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ActorSeverityCount {
+    /// The actor, lower case.
+    #[diesel(sql_type = Text)]
+    pub actor: String,
+    #[diesel(sql_type = SmallInt)]
+    pub severity: i16,
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+}
+
+/// The detections of each of these actors (lower case) observed since `since`, counted
+/// by severity, in one statement.
+pub async fn actor_severity_counts(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    actors: &[String],
+    since: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<Vec<ActorSeverityCount>> {
+    let mut sql = Sql::new(
+        "SELECT lower(actor) AS actor, severity, count(*) AS count FROM detections WHERE tenant_id = ",
+    );
+    sql.bind(Bind::Uuid(tenant.0)).push(" AND lower(actor) = ANY(");
+    sql.bind(Bind::Texts(actors.to_vec())).push(") AND observed_at >= ");
+    sql.bind(Bind::Time(since)).push(" GROUP BY lower(actor), severity");
+    sql.into_query().load(conn).await
+}

@@ -1,0 +1,131 @@
+//! Users, API tokens and the tenant's policies: the admin's work.
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+use crate::auth::Viewer;
+use crate::domain::access;
+use crate::domain::subjects::looks_like_email;
+use crate::error::{AppError, AppResult, Code};
+use crate::models::enums::Severity;
+use crate::models::ids::{TokenId, UserId};
+use crate::models::tenants::{self, PolicyChanges, Tenant};
+use crate::models::tokens;
+use crate::models::users::{self, NewUser, Role, User};
+
+/// Creates a user of the viewer's tenant.
+pub async fn create_user(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    email: &str,
+    display_name: &str,
+    role: Role,
+) -> AppResult<User> {
+    viewer.require(access::ADMINISTER)?;
+    let email = email.trim();
+    if !looks_like_email(email) {
+        return Err(AppError::validation("email", "not an e-mail address"));
+    }
+    let display_name = display_name.trim();
+    if display_name.is_empty() || display_name.chars().count() > 200 {
+        return Err(AppError::validation("displayName", "a display name has 1–200 characters"));
+    }
+    let new = NewUser {
+        id: UserId::new(),
+        tenant_id: viewer.tenant_id,
+        email,
+        display_name,
+        role: role.as_str(),
+    };
+    users::insert(conn, &new).await.map_err(|error| {
+        if users::is_email_taken(&error) {
+            AppError::Rule(Code::NameTaken, format!("a user with the e-mail {email} exists already"))
+        } else {
+            error.into()
+        }
+    })
+}
+
+/// Creates a token for a user of the tenant; returns its id and secret (shown once).
+pub async fn create_token(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    user: UserId,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> AppResult<(TokenId, String)> {
+    viewer.require(access::ADMINISTER)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::validation("name", "a token name has 1–100 characters"));
+    }
+    if expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(AppError::validation("expiresAt", "an expiry lies in the future"));
+    }
+    let owner = users::find(conn, viewer.tenant_id, user)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    Ok(tokens::create(conn, &owner, name, expires_at).await?)
+}
+
+/// Revokes a token: an admin any of the tenant's, anyone else only their own.
+pub async fn revoke_token(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    id: TokenId,
+) -> AppResult<TokenId> {
+    let viewer = *viewer;
+    conn.transaction(async |conn| {
+        let token = tokens::find(conn, viewer.tenant_id, id).await?;
+        let own = token.as_ref().is_some_and(|t| t.user_id == viewer.user_id);
+        if !own {
+            viewer.require(access::ADMINISTER)?;
+        }
+        let token = token.ok_or(AppError::NotFound("token"))?;
+        tokens::revoke(conn, viewer.tenant_id, token.id).await?;
+        Ok(token.id)
+    })
+    .await
+}
+
+/// What `updateTenantPolicies` asks for: `None` leaves a policy alone;
+/// `delete_resolved_after_days: Some(None)` keeps resolved cases for ever.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyDraft {
+    pub archive_after_days: Option<i32>,
+    pub delete_resolved_after_days: Option<Option<i32>>,
+    pub auto_case_enabled: Option<bool>,
+    pub auto_case_min_severity: Option<Severity>,
+}
+
+/// Changes the tenant's retention and automatic-case policies.
+pub async fn update_policies(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    draft: PolicyDraft,
+) -> AppResult<Tenant> {
+    viewer.require(access::ADMINISTER)?;
+    if let Some(days) = draft.archive_after_days
+        && !tenants::ARCHIVE_AFTER_DAYS.contains(&days)
+    {
+        return Err(AppError::validation(
+            "archiveAfterDays",
+            format!("cases are archived 90 to 365 days after creation (got {days})"),
+        ));
+    }
+    if let Some(Some(days)) = draft.delete_resolved_after_days
+        && !tenants::DELETE_RESOLVED_AFTER_DAYS.contains(&days)
+    {
+        return Err(AppError::validation(
+            "deleteResolvedAfterDays",
+            format!("resolved cases are deleted 1 to 3650 days after resolution, or never (got {days})"),
+        ));
+    }
+    let changes = PolicyChanges {
+        archive_after_days: draft.archive_after_days,
+        delete_resolved_after_days: draft.delete_resolved_after_days,
+        auto_case_enabled: draft.auto_case_enabled,
+        auto_case_min_severity: draft.auto_case_min_severity.map(Severity::rank),
+    };
+    Ok(tenants::update_policies(conn, viewer.tenant_id, &changes).await?)
+}

@@ -1,0 +1,127 @@
+//! Adding detections to a case and removing them. The case row is locked while its
+//! links change, which keeps the 10,000 limit exact under concurrent adds, and the
+//! aggregates on the row are recomputed in the same transaction.
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+use crate::auth::Viewer;
+use crate::domain::access::{self, CaseAction};
+use crate::domain::cases::lock;
+use crate::error::{AppError, AppResult, Code};
+use crate::models::cases::{self, Case, CaseChanges};
+use crate::models::detections::{self, Detection};
+use crate::models::enums::CaseKind;
+use crate::models::ids::{CaseId, DetectionId};
+use crate::models::links;
+
+/// The tenant's detections among `ids` (duplicates ignored), refusing ids that do not
+/// exist and detections a case of `kind` may not hold.
+pub(crate) async fn load_for_case(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    kind: CaseKind,
+    ids: &[DetectionId],
+) -> AppResult<Vec<Detection>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut unique = ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    let found = detections::find_many(conn, viewer.tenant_id, &unique).await?;
+    if found.len() != unique.len() {
+        return Err(AppError::NotFound("detection"));
+    }
+    if kind == CaseKind::SelfManaged
+        && let Some(managed) = found.iter().find(|d| !d.source().allowed_in_self_managed())
+    {
+        return Err(AppError::Rule(
+            Code::UnsupportedForKind,
+            format!(
+                "{} detections cannot go into a self-managed case ({})",
+                managed.source, managed.external_id
+            ),
+        ));
+    }
+    Ok(found)
+}
+
+pub(crate) fn limit_exceeded(held: i32, adding: usize) -> AppError {
+    AppError::Rule(
+        Code::LimitExceeded,
+        format!(
+            "a case holds at most {} detections: it holds {held}, and {adding} more would exceed it; none were added",
+            cases::MAX_DETECTIONS
+        ),
+    )
+}
+
+/// Checks that the case takes detection changes from this viewer.
+fn check_editable(viewer: &Viewer, case: &Case) -> AppResult<()> {
+    access::require_self_managed(case.kind(), "detections")?;
+    access::check_role(viewer, CaseAction::Edit, case)?;
+    access::check_open(case)
+}
+
+/// Adds detections to a case; those it holds already are left alone. Beyond 10,000
+/// detections nothing is added.
+pub async fn add(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    case_id: CaseId,
+    ids: Vec<DetectionId>,
+) -> AppResult<Case> {
+    access::precheck(viewer, CaseAction::Edit)?;
+    if ids.len() as i64 > cases::MAX_DETECTIONS {
+        return Err(limit_exceeded(0, ids.len()));
+    }
+    let viewer = *viewer;
+    conn.transaction(async |conn| {
+        let case = lock(conn, &viewer, case_id).await?;
+        check_editable(&viewer, &case)?;
+        let found = load_for_case(conn, &viewer, case.kind(), &ids).await?;
+        let ids: Vec<DetectionId> = found.iter().map(|d| d.id).collect();
+        let held = links::linked_among(conn, case.id, &ids).await?;
+        let new: Vec<DetectionId> = ids.into_iter().filter(|id| !held.contains(id)).collect();
+        if new.is_empty() {
+            return Ok(case);
+        }
+        if i64::from(case.detection_count) + new.len() as i64 > cases::MAX_DETECTIONS {
+            return Err(limit_exceeded(case.detection_count, new.len()));
+        }
+        links::add(conn, viewer.tenant_id, case.id, &new).await?;
+        let mut changes = CaseChanges::default();
+        changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
+        Ok(cases::update(conn, case.id, Some(viewer.user_id), &changes).await?)
+    })
+    .await
+}
+
+/// Removes detections from a case; those it does not hold are ignored.
+pub async fn remove(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    case_id: CaseId,
+    ids: Vec<DetectionId>,
+) -> AppResult<Case> {
+    access::precheck(viewer, CaseAction::Edit)?;
+    let viewer = *viewer;
+    conn.transaction(async |conn| {
+        let case = lock(conn, &viewer, case_id).await?;
+        check_editable(&viewer, &case)?;
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        let found = detections::find_many(conn, viewer.tenant_id, &unique).await?;
+        if found.len() != unique.len() {
+            return Err(AppError::NotFound("detection"));
+        }
+        if links::remove(conn, case.id, &unique).await? == 0 {
+            return Ok(case);
+        }
+        let mut changes = CaseChanges::default();
+        changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
+        Ok(cases::update(conn, case.id, Some(viewer.user_id), &changes).await?)
+    })
+    .await
+}

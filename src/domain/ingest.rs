@@ -1,0 +1,360 @@
+//! Ingesting detections: checked item by item (nothing is stored when one is bad),
+//! idempotent on (source, external id), and high-risk ones gathered into automatic cases.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use serde_json::json;
+
+use crate::auth::Viewer;
+use crate::domain::access;
+use crate::error::{AppError, AppResult};
+use crate::models::cases::{self, Case, CaseChanges, NewCase, rules};
+use crate::models::detections::{self, Detection, MAX_INGEST, NewDetection, RAW_MAX_BYTES};
+use crate::models::enums::{CaseStatus, DetectionSource, FileAvailability, Severity};
+use crate::models::ids::{CaseId, DetectionId};
+use crate::models::{links, tenants};
+
+/// One detection as a sensor reports it.
+#[derive(Debug, Clone)]
+pub struct DetectionDraft {
+    pub external_id: String,
+    pub source: DetectionSource,
+    pub rule_name: String,
+    pub description: Option<String>,
+    pub observed_at: DateTime<Utc>,
+    pub risk_score: i32,
+    pub risk_indicators: Vec<(String, i32)>,
+    pub device: Option<DeviceDraft>,
+    pub actor: Option<String>,
+    pub mitre: Vec<[String; 4]>,
+    pub file: Option<FileDraft>,
+    pub raw: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceDraft {
+    pub id: Option<String>,
+    pub hostname: String,
+    pub device_type: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileDraft {
+    pub name: String,
+    pub path: Option<String>,
+    pub size: Option<f64>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub mime_type: Option<String>,
+    pub availability: Option<FileAvailability>,
+}
+
+/// What one ingestion did.
+#[derive(Debug)]
+pub struct IngestOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// One per distinct (source, external id) of the input, in input order.
+    pub detections: Vec<Detection>,
+    /// Automatic cases created or extended.
+    pub auto_cases: Vec<Case>,
+}
+
+/// Checks the text of a field: trimmed, `min`–`max` characters.
+fn text(value: &str, field: impl Fn() -> String, min: usize, max: usize) -> AppResult<String> {
+    let value = value.trim();
+    let length = value.chars().count();
+    if length < min || length > max {
+        let rule = if min > 0 { format!("{min}–{max}") } else { format!("at most {max}") };
+        return Err(AppError::validation(field(), format!("must have {rule} characters")));
+    }
+    Ok(value.to_owned())
+}
+
+fn optional(
+    value: Option<&str>,
+    field: impl Fn() -> String,
+    max: usize,
+) -> AppResult<Option<String>> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => text(v, field, 0, max).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn hex(value: Option<&str>, field: impl Fn() -> String, len: usize) -> AppResult<Option<String>> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if value.len() != len || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AppError::validation(field(), format!("must be {len} hexadecimal digits")));
+    }
+    Ok(Some(value.to_ascii_lowercase()))
+}
+
+/// Checks one draft and turns it into a row; `at` is its index in the input.
+fn check(tenant: crate::models::ids::TenantId, at: usize, d: DetectionDraft) -> AppResult<NewDetection> {
+    let f = |name: &str| {
+        let name = name.to_owned();
+        move || format!("detections.{at}.{name}")
+    };
+    if d.risk_score < 0 {
+        return Err(AppError::validation(f("riskScore")(), "riskScore must be 0 or more"));
+    }
+    if d.risk_indicators.len() > 100 {
+        return Err(AppError::validation(f("riskIndicators")(), "at most 100 risk indicators"));
+    }
+    let mut indicators = Vec::with_capacity(d.risk_indicators.len());
+    for (i, (name, weight)) in d.risk_indicators.iter().enumerate() {
+        let name = text(name, f(&format!("riskIndicators.{i}.name")), 1, 200)?;
+        if *weight < 0 {
+            return Err(AppError::validation(
+                f(&format!("riskIndicators.{i}.weight"))(),
+                "a weight is 0 or more",
+            ));
+        }
+        indicators.push(json!({ "name": name, "weight": weight }));
+    }
+    if d.mitre.len() > 100 {
+        return Err(AppError::validation(f("mitre")(), "at most 100 MITRE techniques"));
+    }
+    let mut mitre = Vec::with_capacity(d.mitre.len());
+    for (i, [tactic_id, tactic_name, technique_id, technique_name]) in d.mitre.iter().enumerate() {
+        mitre.push(json!({
+            "tacticId": text(tactic_id, f(&format!("mitre.{i}.tacticId")), 1, 20)?,
+            "tacticName": text(tactic_name, f(&format!("mitre.{i}.tacticName")), 1, 200)?,
+            "techniqueId": text(technique_id, f(&format!("mitre.{i}.techniqueId")), 1, 20)?,
+            "techniqueName": text(technique_name, f(&format!("mitre.{i}.techniqueName")), 1, 200)?,
+        }));
+    }
+    let (device_id, device_hostname, device_type, device_ip) = match &d.device {
+        Some(device) => {
+            let ip = match device.ip.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                Some(ip) => Some(
+                    ip.parse::<IpAddr>()
+                        .map_err(|_| AppError::validation(f("device.ip")(), "not an IP address"))?
+                        .to_string(),
+                ),
+                None => None,
+            };
+            (
+                optional(device.id.as_deref(), f("device.id"), 200)?,
+                Some(text(&device.hostname, f("device.hostname"), 1, 255)?),
+                optional(device.device_type.as_deref(), f("device.type"), 100)?,
+                ip,
+            )
+        }
+        None => (None, None, None, None),
+    };
+    let file = match &d.file {
+        Some(file) => {
+            let size = match file.size {
+                Some(size) if !(size.is_finite() && size >= 0.0 && size.fract() == 0.0 && size <= 9.0e15) => {
+                    return Err(AppError::validation(f("file.size")(), "a size is a whole number of bytes"));
+                }
+                Some(size) => Some(size as i64),
+                None => None,
+            };
+            Some((
+                text(&file.name, f("file.name"), 1, 1000)?,
+                optional(file.path.as_deref(), f("file.path"), 4000)?,
+                size,
+                hex(file.sha256.as_deref(), f("file.sha256"), 64)?,
+                hex(file.md5.as_deref(), f("file.md5"), 32)?,
+                optional(file.mime_type.as_deref(), f("file.mimeType"), 255)?,
+                file.availability.unwrap_or(FileAvailability::NoFileAvailable),
+            ))
+        }
+        None => None,
+    };
+    if let Some(raw) = &d.raw {
+        let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > RAW_MAX_BYTES {
+            return Err(AppError::validation(
+                f("raw")(),
+                format!("raw JSON has at most {RAW_MAX_BYTES} bytes (this has {size})"),
+            ));
+        }
+    }
+    let (file_name, file_path, file_size, file_sha256, file_md5, file_mime_type, file_availability) =
+        match file {
+            Some((n, p, s, sha, md5, mime, a)) => (Some(n), p, s, sha, md5, mime, Some(a.as_str())),
+            None => (None, None, None, None, None, None, None),
+        };
+    Ok(NewDetection {
+        id: DetectionId::new(),
+        tenant_id: tenant,
+        external_id: text(&d.external_id, f("externalId"), 1, 200)?,
+        source: d.source.as_str(),
+        rule_name: text(&d.rule_name, f("ruleName"), 1, 200)?,
+        description: optional(d.description.as_deref(), f("description"), 10_000)?,
+        observed_at: d.observed_at,
+        risk_score: d.risk_score,
+        risk_indicators: serde_json::Value::Array(indicators),
+        device_id,
+        device_hostname,
+        device_type,
+        device_ip,
+        actor: optional(d.actor.as_deref(), f("actor"), 254)?,
+        mitre: serde_json::Value::Array(mitre),
+        file_name,
+        file_path,
+        file_size,
+        file_sha256,
+        file_md5,
+        file_mime_type,
+        file_availability,
+        raw: d.raw,
+    })
+}
+
+/// Stores the new detections of `drafts` and files high-risk ones into automatic cases.
+pub async fn ingest(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    drafts: Vec<DetectionDraft>,
+) -> AppResult<IngestOutcome> {
+    viewer.require(access::INGEST)?;
+    if drafts.len() > MAX_INGEST {
+        return Err(AppError::validation(
+            "detections",
+            format!("at most {MAX_INGEST} detections per call (got {})", drafts.len()),
+        ));
+    }
+    let total = drafts.len();
+    let mut rows: Vec<NewDetection> = Vec::with_capacity(total);
+    let mut keys: Vec<(&'static str, String)> = Vec::with_capacity(total);
+    for (at, draft) in drafts.into_iter().enumerate() {
+        let row = check(viewer.tenant_id, at, draft)?;
+        let key = (row.source, row.external_id.clone());
+        if !keys.contains(&key) {
+            keys.push(key);
+            rows.push(row);
+        }
+    }
+    let viewer = *viewer;
+    conn.transaction(async |conn| {
+        let stored = detections::insert_new(conn, &rows).await?;
+        let tenant = tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
+        let auto_cases = if tenant.auto_case_enabled {
+            let min = Severity::from_rank(tenant.auto_case_min_severity).unwrap_or(Severity::High);
+            file_auto_cases(conn, &tenant, min, &stored).await?
+        } else {
+            Vec::new()
+        };
+        let all = if stored.len() == keys.len() {
+            stored.clone()
+        } else {
+            detections::find_by_keys(conn, viewer.tenant_id, &keys).await?
+        };
+        let mut by_key: HashMap<(String, String), Detection> =
+            all.into_iter().map(|d| ((d.source.clone(), d.external_id.clone()), d)).collect();
+        let detections = keys
+            .iter()
+            .filter_map(|(source, external)| by_key.remove(&((*source).to_owned(), external.clone())))
+            .collect();
+        Ok(IngestOutcome {
+            accepted: stored.len(),
+            duplicates: total - stored.len(),
+            detections,
+            auto_cases,
+        })
+    })
+    .await
+}
+
+/// Puts every new detection at or above `min` (of a source self-managed cases take) into
+/// the open automatic case of its rule and device created today (UTC), or a new one.
+async fn file_auto_cases(
+    conn: &mut AsyncPgConnection,
+    tenant: &tenants::Tenant,
+    min: Severity,
+    stored: &[Detection],
+) -> AppResult<Vec<Case>> {
+    let mut groups: Vec<((String, String), Vec<&Detection>)> = Vec::new();
+    for d in stored.iter().filter(|d| d.severity() >= min && d.source().allowed_in_self_managed()) {
+        let key = (d.rule_name.clone(), d.device_hostname.clone().unwrap_or_default());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(d),
+            None => groups.push((key, vec![d])),
+        }
+    }
+    let mut touched = Vec::new();
+    let now = Utc::now();
+    for ((rule, device), members) in groups {
+        for chunk in members.chunks(cases::MAX_DETECTIONS as usize) {
+            let ids: Vec<DetectionId> = chunk.iter().map(|d| d.id).collect();
+            let highest = chunk.iter().map(|d| d.severity()).max().unwrap_or(min);
+            let open = cases::find_open_auto_case(conn, tenant.id, &rule, &device, now).await?;
+            let (case, created) = match open.filter(|c| {
+                i64::from(c.detection_count) + ids.len() as i64 <= cases::MAX_DETECTIONS
+            }) {
+                Some(case) => (case, false),
+                None => (create_auto_case(conn, tenant, &rule, &device, highest, now).await?, true),
+            };
+            links::add(conn, tenant.id, case.id, &ids).await?;
+            let mut changes = CaseChanges::default();
+            changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
+            if highest.rank() > case.severity {
+                changes.severity = Some(highest.rank());
+            }
+            let case = if created {
+                cases::apply(conn, case.id, &changes).await?
+            } else {
+                cases::update(conn, case.id, None, &changes).await?
+            };
+            touched.retain(|c: &Case| c.id != case.id);
+            touched.push(case);
+        }
+    }
+    Ok(touched)
+}
+
+async fn create_auto_case(
+    conn: &mut AsyncPgConnection,
+    tenant: &tenants::Tenant,
+    rule: &str,
+    device: &str,
+    severity: Severity,
+    now: DateTime<Utc>,
+) -> AppResult<Case> {
+    let number = tenants::take_case_number(conn, tenant.id).await?;
+    let base = if device.is_empty() { rule.to_owned() } else { format!("{rule} on {device}") };
+    let mut name = rules::name_from(&base, rules::NAME_MAX);
+    if name.is_empty() || cases::name_taken(conn, tenant.id, &name, None).await? {
+        let suffix = format!(" ({number})");
+        let stem = rules::name_from(&base, rules::NAME_MAX - suffix.chars().count());
+        name = if stem.is_empty() { format!("Automatic case {number}") } else { format!("{stem}{suffix}") };
+    }
+    let description = if device.is_empty() {
+        format!("Opened automatically for {rule} detections.")
+    } else {
+        format!("Opened automatically for {rule} detections on {device}.")
+    };
+    let description: String = description.chars().take(rules::DESCRIPTION_MAX).collect();
+    let new = NewCase {
+        id: CaseId::new(),
+        tenant_id: tenant.id,
+        number,
+        kind: crate::models::enums::CaseKind::SelfManaged.as_str(),
+        name: &name,
+        description: Some(&description),
+        severity: severity.rank(),
+        status: CaseStatus::New.as_str(),
+        auto_created: true,
+        auto_rule_name: Some(rule),
+        auto_device: Some(device),
+        assignee_id: None,
+        assignee_sort: "",
+        subject_id: None,
+        subject_sort: "",
+        created_by_id: None,
+        last_modified_by_id: None,
+        created_at: now,
+        updated_at: now,
+        archive_at: now + Duration::days(tenant.archive_after_days.into()),
+    };
+    Ok(cases::insert(conn, &new).await?)
+}

@@ -1,0 +1,97 @@
+//! Creating and changing subjects.
+
+use chrono::NaiveDate;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+use crate::auth::Viewer;
+use crate::domain::access;
+use crate::error::{AppError, AppResult};
+use crate::models::subjects::{self, Subject, SubjectChanges};
+
+/// What `upsertSubject` asks for: `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct SubjectDraft {
+    pub username: String,
+    pub display_name: Option<String>,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub location: Option<String>,
+    pub manager_username: Option<String>,
+    pub departure_date: Option<NaiveDate>,
+    pub watchlists: Option<Vec<String>>,
+    pub notes: Option<String>,
+}
+
+/// Whether `value` looks like an e-mail address (as usernames are).
+pub fn looks_like_email(value: &str) -> bool {
+    let Some((local, domain)) = value.rsplit_once('@') else { return false };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && (3..=254).contains(&value.len())
+}
+
+fn field(value: Option<String>, name: &str, max: usize) -> AppResult<Option<Option<String>>> {
+    let Some(value) = value else { return Ok(None) };
+    let value = value.trim().to_owned();
+    if value.chars().count() > max {
+        return Err(AppError::validation(name, format!("at most {max} characters")));
+    }
+    Ok(Some(Some(value).filter(|v| !v.is_empty())))
+}
+
+/// Creates the subject with this username or changes the one that exists.
+pub async fn upsert(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    draft: SubjectDraft,
+) -> AppResult<Subject> {
+    viewer.require(access::EDIT_SUBJECTS)?;
+    let username = draft.username.trim().to_owned();
+    if !looks_like_email(&username) {
+        return Err(AppError::validation("username", "a subject's username is an e-mail address"));
+    }
+    let manager = field(draft.manager_username, "managerUsername", 254)?;
+    if let Some(Some(manager)) = &manager
+        && !looks_like_email(manager)
+    {
+        return Err(AppError::validation("managerUsername", "a username is an e-mail address"));
+    }
+    let watchlists = match draft.watchlists {
+        Some(list) => {
+            if list.len() > 50 {
+                return Err(AppError::validation("watchlists", "at most 50 watchlists"));
+            }
+            let mut out: Vec<Option<String>> = Vec::new();
+            for name in list {
+                let name = name.trim().to_owned();
+                if name.is_empty() || name.chars().count() > 100 {
+                    return Err(AppError::validation("watchlists", "a watchlist name has 1–100 characters"));
+                }
+                if !out.iter().flatten().any(|n| *n == name) {
+                    out.push(Some(name));
+                }
+            }
+            Some(out)
+        }
+        None => None,
+    };
+    let changes = SubjectChanges {
+        display_name: field(draft.display_name, "displayName", 200)?,
+        department: field(draft.department, "department", 200)?,
+        title: field(draft.title, "title", 200)?,
+        location: field(draft.location, "location", 200)?,
+        manager_username: manager,
+        departure_date: draft.departure_date.map(Some),
+        watchlists,
+        notes: field(draft.notes, "notes", 10_000)?,
+    };
+    let tenant = viewer.tenant_id;
+    conn.transaction(async |conn| {
+        let (subject, _) = subjects::upsert(conn, tenant, &username, &changes).await?;
+        Ok(subject)
+    })
+    .await
+}

@@ -1,0 +1,311 @@
+//! Cases: the `Case` type, the `case` and `cases` queries (`cases/query.rs`) and the case
+//! mutations (`cases/mutation.rs`).
+
+pub mod inputs;
+pub mod mutation;
+pub mod query;
+
+use async_graphql::{Context, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::domain::access::{self, CaseAction};
+use crate::graphql::detections::{Detection, DetectionOrderInput, DetectionFilterInput, detection_connection};
+use crate::graphql::pagination::{Conn, PageArgs};
+use crate::graphql::subjects::Subject;
+use crate::graphql::users::User;
+use crate::graphql::{ids, viewer_and_loaders};
+use crate::models::cases;
+use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
+
+pub use mutation::CaseMutation;
+pub use query::CaseQuery;
+
+/// An investigation: the detections behind an incident, the person under investigation,
+/// findings, and its life from NEW to RESOLVED to ARCHIVED.
+pub struct Case(pub cases::Case);
+
+/// Linked detections counted by severity.
+#[derive(SimpleObject)]
+pub struct RiskSummary {
+    pub critical: i32,
+    pub high: i32,
+    pub medium: i32,
+    pub low: i32,
+    pub informational: i32,
+    /// The most severe level with any detection; null when there are none.
+    pub highest: Option<Severity>,
+}
+
+impl RiskSummary {
+    /// From counts per severity rank (index 1–5).
+    pub fn from_ranks(counts: [i32; 6]) -> Self {
+        let highest = (1..=5).rev().find(|&r| counts[r] > 0).and_then(|r| Severity::from_rank(r as i16));
+        Self {
+            critical: counts[5],
+            high: counts[4],
+            medium: counts[3],
+            low: counts[2],
+            informational: counts[1],
+            highest,
+        }
+    }
+}
+
+/// A MITRE ATT&CK tactic seen in a case, with its techniques.
+#[derive(SimpleObject)]
+pub struct MitreTacticSummary {
+    pub tactic_id: String,
+    pub tactic_name: String,
+    pub techniques: Vec<MitreTechniqueCount>,
+}
+
+/// How many of a case's detections show a technique.
+#[derive(SimpleObject)]
+pub struct MitreTechniqueCount {
+    pub technique_id: String,
+    pub technique_name: String,
+    pub count: i32,
+}
+
+/// What kind of thing an impacted entity is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum EntityType {
+    Device,
+    User,
+    IpAddress,
+}
+
+/// A device, user or IP address seen in a case's detections.
+#[derive(SimpleObject)]
+pub struct ImpactedEntity {
+    #[graphql(name = "type")]
+    pub entity_type: EntityType,
+    pub name: String,
+    pub detection_count: i32,
+    pub highest_severity: Severity,
+}
+
+fn count(value: i64) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+#[Object]
+impl Case {
+    /// Global id.
+    pub async fn id(&self) -> ID {
+        ids::encode(ids::Kind::Case, self.0.id.0)
+    }
+
+    /// The tenant's number for the case, shown to people.
+    async fn number(&self) -> i32 {
+        self.0.number
+    }
+
+    async fn kind(&self) -> CaseKind {
+        self.0.kind()
+    }
+
+    /// 1–50 characters, unique in the tenant ignoring case.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// At most 1,000 characters.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// Basic HTML (headings, paragraphs, bold, italics, underline, lists, links), sanitized.
+    async fn findings(&self) -> Option<&str> {
+        self.0.findings.as_deref()
+    }
+
+    async fn severity(&self) -> Option<Severity> {
+        self.0.severity()
+    }
+
+    async fn status(&self) -> CaseStatus {
+        self.0.status()
+    }
+
+    /// The verdict, once resolved.
+    async fn resolution(&self) -> Option<Resolution> {
+        self.0.resolution()
+    }
+
+    /// Whether casefile opened the case for high-risk detections.
+    async fn auto_created(&self) -> bool {
+        self.0.auto_created
+    }
+
+    /// Who works the case; null when unassigned.
+    async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        user(ctx, self.0.assignee_id).await
+    }
+
+    /// The person under investigation.
+    async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Subject>> {
+        let Some(id) = self.0.subject_id else { return Ok(None) };
+        let (_, loaders) = viewer_and_loaders(ctx)?;
+        Ok(loaders.subjects.load_one(id).await?.map(Subject))
+    }
+
+    /// Who created the case; null for automatic cases.
+    async fn created_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        user(ctx, self.0.created_by_id).await
+    }
+
+    /// Who changed the case last; null when casefile did.
+    async fn last_modified_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        user(ctx, self.0.last_modified_by_id).await
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.resolved_at
+    }
+
+    /// When the case is archived automatically: creation + the tenant's archiveAfterDays.
+    async fn archive_at(&self) -> DateTime<Utc> {
+        self.0.archive_at
+    }
+
+    async fn archived_at(&self) -> Option<DateTime<Utc>> {
+        self.0.archived_at
+    }
+
+    /// When a resolved case is deleted; null when never.
+    async fn delete_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delete_at
+    }
+
+    /// Increases on every change; pass it as `expectedVersion` to avoid overwriting others' edits.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+
+    /// How many detections the case holds (at most 10,000).
+    async fn detection_count(&self) -> i32 {
+        self.0.detection_count
+    }
+
+    /// The case's detections counted by severity.
+    async fn risk_summary(&self) -> RiskSummary {
+        let c = &self.0;
+        RiskSummary::from_ranks([
+            0,
+            c.risk_informational,
+            c.risk_low,
+            c.risk_medium,
+            c.risk_high,
+            c.risk_critical,
+        ])
+    }
+
+    /// The detections the case holds.
+    #[allow(clippy::too_many_arguments)]
+    async fn detections(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DetectionFilterInput>,
+        order_by: Option<DetectionOrderInput>,
+    ) -> async_graphql::Result<Conn<Detection>> {
+        let args = PageArgs { first, after, last, before };
+        detection_connection(ctx, args, filter, order_by, Some(self.0.id)).await
+    }
+
+    /// The MITRE ATT&CK tactics and techniques of the case's detections.
+    async fn mitre_summary(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<MitreTacticSummary>> {
+        let (_, loaders) = viewer_and_loaders(ctx)?;
+        let rows = loaders.mitre.load_one(self.0.id).await?.unwrap_or_default();
+        let mut out: Vec<MitreTacticSummary> = Vec::new();
+        for row in rows {
+            let technique = MitreTechniqueCount {
+                technique_id: row.technique_id,
+                technique_name: row.technique_name,
+                count: count(row.count),
+            };
+            match out.iter_mut().find(|t| t.tactic_id == row.tactic_id) {
+                Some(tactic) => tactic.techniques.push(technique),
+                None => out.push(MitreTacticSummary {
+                    tactic_id: row.tactic_id,
+                    tactic_name: row.tactic_name,
+                    techniques: vec![technique],
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The devices, users and IP addresses of the case's detections, most detections first.
+    async fn impacted_entities(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<ImpactedEntity>> {
+        let (_, loaders) = viewer_and_loaders(ctx)?;
+        let rows = loaders.entities.load_one(self.0.id).await?.unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|row| ImpactedEntity {
+                entity_type: match row.entity_type.as_str() {
+                    "DEVICE" => EntityType::Device,
+                    "USER" => EntityType::User,
+                    _ => EntityType::IpAddress,
+                },
+                name: row.name,
+                detection_count: count(row.count),
+                highest_severity: Severity::from_rank(row.highest).unwrap_or(Severity::Informational),
+            })
+            .collect())
+    }
+
+    /// Whether the viewer may change this case now (details, findings, detections, subject;
+    /// the status of a service request).
+    async fn viewer_can_edit(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        can(ctx, CaseAction::Edit, &self.0)
+    }
+
+    async fn viewer_can_resolve(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        can(ctx, CaseAction::Resolve, &self.0)
+    }
+
+    async fn viewer_can_archive(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        can(ctx, CaseAction::Archive, &self.0)
+    }
+
+    async fn viewer_can_delete(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        can(ctx, CaseAction::Delete, &self.0)
+    }
+
+    async fn viewer_can_post_message(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        can(ctx, CaseAction::PostMessage, &self.0)
+    }
+}
+
+fn can(ctx: &Context<'_>, action: CaseAction, case: &cases::Case) -> async_graphql::Result<bool> {
+    let (viewer, _) = viewer_and_loaders(ctx)?;
+    Ok(access::viewer_can(viewer, action, case))
+}
+
+async fn user(
+    ctx: &Context<'_>,
+    id: Option<crate::models::ids::UserId>,
+) -> async_graphql::Result<Option<User>> {
+    let Some(id) = id else { return Ok(None) };
+    let (_, loaders) = viewer_and_loaders(ctx)?;
+    Ok(loaders.users.load_one(id).await?.map(User))
+}

@@ -1,0 +1,198 @@
+//! Detections: the `Detection` type, its queries (`detections/query.rs`) and ingestion
+//! (`detections/ingest.rs`).
+
+pub mod ingest;
+pub mod query;
+
+use async_graphql::{Context, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::graphql::cases::Case;
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
+use crate::graphql::subjects::Subject;
+use crate::graphql::viewer_and_loaders;
+use crate::models::detections;
+use crate::models::enums::{DetectionSource, FileAvailability, Severity};
+use crate::models::page::{Cursor, Key, KeyType, Page, Tie};
+
+pub use ingest::DetectionMutation;
+pub use query::{DetectionFilterInput, DetectionOrderInput, DetectionQuery, detection_connection};
+
+/// What a sensor reported: an XDR detection or a file event.
+pub struct Detection(pub detections::Detection);
+
+/// A reason a detection is risky, and its weight in the risk score.
+#[derive(SimpleObject)]
+pub struct RiskIndicator {
+    pub name: String,
+    pub weight: i32,
+}
+
+/// The device a detection was seen on.
+#[derive(SimpleObject)]
+pub struct Device {
+    pub id: Option<String>,
+    pub hostname: String,
+    #[graphql(name = "type")]
+    pub device_type: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A MITRE ATT&CK technique and its tactic.
+#[derive(SimpleObject, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MitreTechnique {
+    pub tactic_id: String,
+    pub tactic_name: String,
+    pub technique_id: String,
+    pub technique_name: String,
+}
+
+/// The file of a file event.
+#[derive(SimpleObject)]
+pub struct FileInfo {
+    pub name: String,
+    pub path: Option<String>,
+    /// Bytes.
+    pub size: Option<f64>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub mime_type: Option<String>,
+    pub availability: FileAvailability,
+    /// Whether casefile holds the file's contents.
+    pub content_stored: bool,
+    /// Where to download the contents, when stored.
+    pub download_path: Option<String>,
+}
+
+#[Object]
+impl Detection {
+    /// Global id.
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::Detection, self.0.id.0)
+    }
+
+    /// The sensor's id; unique per tenant and source.
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+
+    async fn source(&self) -> DetectionSource {
+        self.0.source()
+    }
+
+    async fn rule_name(&self) -> &str {
+        &self.0.rule_name
+    }
+
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    async fn observed_at(&self) -> DateTime<Utc> {
+        self.0.observed_at
+    }
+
+    async fn ingested_at(&self) -> DateTime<Utc> {
+        self.0.ingested_at
+    }
+
+    /// 0 or more: a sensor's 0–10 severity, or the sum of the risk indicators' weights.
+    async fn risk_score(&self) -> i32 {
+        self.0.risk_score
+    }
+
+    /// From the score: 0 informational, 1–3 low, 4–6 medium, 7–8 high, 9 and up critical.
+    async fn severity(&self) -> Severity {
+        self.0.severity()
+    }
+
+    async fn risk_indicators(&self) -> Vec<RiskIndicator> {
+        let list = self.0.risk_indicators.as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|item| RiskIndicator {
+                name: item["name"].as_str().unwrap_or_default().to_owned(),
+                weight: item["weight"].as_i64().and_then(|w| i32::try_from(w).ok()).unwrap_or(0),
+            })
+            .collect()
+    }
+
+    async fn device(&self) -> Option<Device> {
+        let d = &self.0;
+        d.device_hostname.as_ref().map(|hostname| Device {
+            id: d.device_id.clone(),
+            hostname: hostname.clone(),
+            device_type: d.device_type.clone(),
+            ip: d.device_ip.clone(),
+        })
+    }
+
+    /// The username of the person who acted.
+    async fn actor(&self) -> Option<&str> {
+        self.0.actor.as_deref()
+    }
+
+    /// The subject whose username is the actor, when there is one.
+    async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Subject>> {
+        let Some(actor) = &self.0.actor else { return Ok(None) };
+        let (_, loaders) = viewer_and_loaders(ctx)?;
+        Ok(loaders.subjects_by_username.load_one(actor.to_lowercase()).await?.map(Subject))
+    }
+
+    async fn mitre(&self) -> Vec<MitreTechnique> {
+        serde_json::from_value(self.0.mitre.clone()).unwrap_or_default()
+    }
+
+    async fn file(&self) -> Option<FileInfo> {
+        let d = &self.0;
+        d.file_name.as_ref().map(|name| FileInfo {
+            name: name.clone(),
+            path: d.file_path.clone(),
+            size: d.file_size.map(|s| s as f64),
+            sha256: d.file_sha256.clone(),
+            md5: d.file_md5.clone(),
+            mime_type: d.file_mime_type.clone(),
+            availability: d.file_availability(),
+            content_stored: d.file_content_stored,
+            download_path: d.file_content_stored.then(|| {
+                format!("/detections/{}/file", ids::encode(Kind::Detection, d.id.0).0)
+            }),
+        })
+    }
+
+    /// The original JSON the sensor sent (at most 64 KiB).
+    async fn raw(&self) -> Option<async_graphql::Json<serde_json::Value>> {
+        self.0.raw.clone().map(async_graphql::Json)
+    }
+
+    /// The cases holding this detection, by number.
+    async fn cases(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<Case>> {
+        let (_, loaders) = viewer_and_loaders(ctx)?;
+        let request = PageArgs::forward(first, after)
+            .request(|text| Cursor::decode(text, "detection-case", KeyType::Int, true))?;
+        let ids = loaders.detection_cases.load_one(self.0.id).await?.unwrap_or_default();
+        let mut cases: Vec<_> = loaders.cases.load_many(ids).await?.into_values().collect();
+        cases.sort_by_key(|c| c.number);
+        let total = cases.len() as i64;
+        let after = match &request.cursor {
+            Some(Cursor { key: Key::Int(n), .. }) => Some(*n),
+            _ => None,
+        };
+        let rows: Vec<_> = cases
+            .into_iter()
+            .filter(|c| after.is_none_or(|n| i64::from(c.number) > n))
+            .take(usize::try_from(request.limit + 1).unwrap_or(usize::MAX))
+            .collect();
+        let cursor = |c: &crate::models::cases::Case| {
+            let n = i64::from(c.number);
+            Cursor { order: "detection-case".into(), key: Key::Int(n), tie: Tie::Number(n) }.encode()
+        };
+        Ok(connection(Page::from_scan(rows, &request), &request, Total::Known(total), cursor, Case))
+    }
+}

@@ -1,0 +1,144 @@
+//! The `detection` and `detections` queries, and the detection lists of cases and subjects.
+
+use async_graphql::{Context, ID, InputObject, Object};
+
+use crate::db::{DbPool, pool};
+use crate::error::{AppError, AppResult};
+use crate::graphql::detections::Detection;
+use crate::graphql::ids::{self, Kind};
+use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
+use crate::graphql::scalars::{DateTimeRange, OrderDirection};
+use crate::graphql::viewer_and_loaders;
+use crate::models::detections::list::{DetectionFilter, DetectionOrder, DetectionOrderField};
+use crate::models::enums::{DetectionSource, Severity};
+use crate::models::ids::{CaseId, DetectionId};
+
+/// Which detections a list holds. Every field given narrows the list.
+#[derive(Debug, Clone, Default, InputObject)]
+#[graphql(name = "DetectionFilter")]
+pub struct DetectionFilterInput {
+    pub source: Option<Vec<DetectionSource>>,
+    /// This severity or worse.
+    pub min_severity: Option<Severity>,
+    pub observed_at: Option<DateTimeRange>,
+    /// The actor's username, ignoring case.
+    pub actor: Option<String>,
+    /// The device's hostname, ignoring case.
+    pub device_hostname: Option<String>,
+    /// The rule's name, ignoring case.
+    pub rule_name: Option<String>,
+    /// The file's SHA-256.
+    pub sha256: Option<String>,
+    /// true: held by some case; false: by none.
+    pub in_case: Option<bool>,
+}
+
+impl DetectionFilterInput {
+    pub fn into_model(self) -> AppResult<DetectionFilter> {
+        for (value, field) in [
+            (&self.actor, "actor"),
+            (&self.device_hostname, "deviceHostname"),
+            (&self.rule_name, "ruleName"),
+            (&self.sha256, "sha256"),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > 255) {
+                return Err(AppError::validation(field, format!("`{field}` is too long")));
+            }
+        }
+        Ok(DetectionFilter {
+            sources: self.source,
+            min_severity: self.min_severity,
+            observed_at: self.observed_at.into(),
+            actor: self.actor,
+            device_hostname: self.device_hostname,
+            rule_name: self.rule_name,
+            sha256: self.sha256,
+            in_case: self.in_case,
+            case_id: None,
+        })
+    }
+}
+
+/// An order of a detection list; the default is OBSERVED_AT DESC. Ties are broken by id.
+#[derive(Debug, Clone, Copy, InputObject)]
+#[graphql(name = "DetectionOrder")]
+pub struct DetectionOrderInput {
+    pub field: DetectionOrderField,
+    pub direction: OrderDirection,
+}
+
+impl From<Option<DetectionOrderInput>> for DetectionOrder {
+    fn from(value: Option<DetectionOrderInput>) -> Self {
+        value
+            .map(|o| DetectionOrder { field: o.field, direction: o.direction.into() })
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+pub struct DetectionQuery;
+
+#[Object]
+impl DetectionQuery {
+    /// The detection with this global id; null when there is none.
+    async fn detection(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Detection>> {
+        let (viewer, loaders) = viewer_and_loaders(ctx)?;
+        viewer.require_read()?;
+        let Some((Kind::Detection, uuid)) = ids::decode(&id) else { return Ok(None) };
+        Ok(loaders.detections.load_one(DetectionId(uuid)).await?.map(Detection))
+    }
+
+    /// The tenant's detections, most recently observed first unless `orderBy` says otherwise.
+    #[allow(clippy::too_many_arguments)]
+    async fn detections(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DetectionFilterInput>,
+        order_by: Option<DetectionOrderInput>,
+    ) -> async_graphql::Result<Conn<Detection>> {
+        detection_connection(ctx, PageArgs { first, after, last, before }, filter, order_by, None)
+            .await
+    }
+}
+
+/// A page of detections as a connection: the tenant's, or one case's.
+pub async fn detection_connection(
+    ctx: &Context<'_>,
+    args: PageArgs,
+    filter: Option<DetectionFilterInput>,
+    order: Option<DetectionOrderInput>,
+    case: Option<CaseId>,
+) -> async_graphql::Result<Conn<Detection>> {
+    let mut filter = filter.unwrap_or_default().into_model()?;
+    filter.case_id = case;
+    list(ctx, args, filter, order.into()).await
+}
+
+/// A page of the detections matching `filter`.
+pub async fn list(
+    ctx: &Context<'_>,
+    args: PageArgs,
+    filter: DetectionFilter,
+    order: DetectionOrder,
+) -> async_graphql::Result<Conn<Detection>> {
+    let (viewer, _) = viewer_and_loaders(ctx)?;
+    viewer.require_read()?;
+    let request = args.request(|text| order.decode_cursor(text))?;
+    let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+    let page = crate::models::detections::list::page(
+        &mut conn,
+        viewer.tenant_id,
+        &filter,
+        order,
+        &request,
+    )
+    .await
+    .map_err(AppError::from)?;
+    drop(conn);
+    let total = Total::Detections(viewer.tenant_id, Box::new(filter));
+    Ok(connection(page, &request, total, |row| order.cursor(row), |row| Detection(row.detection)))
+}

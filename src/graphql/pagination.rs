@@ -1,0 +1,141 @@
+//! Relay connections over keyset pages: the `first`/`after`/`last`/`before` arguments,
+//! checked and turned into a [`PageRequest`], and the connection built from a page.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Object, OutputType};
+
+use crate::db::{DbPool, pool};
+use crate::error::{AppError, AppResult};
+use crate::models::cases::list::CaseFilter;
+use crate::models::detections::list::DetectionFilter;
+use crate::models::ids::TenantId;
+use crate::models::page::{Cursor, Page, PageRequest};
+use crate::models::subjects::SubjectFilter;
+use crate::models::{cases, detections, subjects, users};
+
+/// Most rows one page may hold, and the size of a page when none is asked for.
+pub const MAX_PAGE: i32 = 100;
+pub const DEFAULT_PAGE: i32 = 50;
+
+/// The paging arguments of a connection field.
+#[derive(Debug, Clone, Default)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+impl PageArgs {
+    pub fn forward(first: Option<i32>, after: Option<String>) -> Self {
+        Self { first, after, last: None, before: None }
+    }
+
+    /// Checks the arguments: `first` or `last` (1–100, default 50 forward), `after` only
+    /// with forward paging and `before` only with backward paging. `decode` reads a
+    /// cursor of the list's order.
+    pub fn request(&self, decode: impl Fn(&str) -> Option<Cursor>) -> AppResult<PageRequest> {
+        let check = |value: i32, field: &str| {
+            if (1..=MAX_PAGE).contains(&value) {
+                Ok(i64::from(value))
+            } else {
+                Err(AppError::validation(
+                    field,
+                    format!("`{field}` must be between 1 and {MAX_PAGE} (got {value})"),
+                ))
+            }
+        };
+        let cursor = |text: &str, field: &str| {
+            decode(text).ok_or_else(|| {
+                AppError::validation(field, format!("`{field}` is not a cursor of this list"))
+            })
+        };
+        let backward = self.last.is_some() || self.before.is_some();
+        if backward && (self.first.is_some() || self.after.is_some()) {
+            return Err(AppError::validation(
+                if self.last.is_some() { "last" } else { "before" },
+                "page forward with `first`/`after` or backward with `last`/`before`, not both",
+            ));
+        }
+        if backward {
+            Ok(PageRequest {
+                limit: check(self.last.unwrap_or(DEFAULT_PAGE), "last")?,
+                cursor: self.before.as_deref().map(|t| cursor(t, "before")).transpose()?,
+                backward: true,
+            })
+        } else {
+            Ok(PageRequest {
+                limit: check(self.first.unwrap_or(DEFAULT_PAGE), "first")?,
+                cursor: self.after.as_deref().map(|t| cursor(t, "after")).transpose()?,
+                backward: false,
+            })
+        }
+    }
+}
+
+/// What `totalCount` counts; counted only when a client asks for it.
+pub enum Total {
+    Cases(TenantId, Box<CaseFilter>),
+    Detections(TenantId, Box<DetectionFilter>),
+    Subjects(TenantId, SubjectFilter),
+    Users(TenantId, Option<bool>),
+    Known(i64),
+}
+
+/// The fields every connection has besides its edges.
+pub struct ConnectionTotal(pub Total);
+
+#[Object]
+impl ConnectionTotal {
+    /// How many items the list holds across all its pages.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let count = match &self.0 {
+            Total::Known(count) => *count,
+            total => {
+                let db = ctx.data::<DbPool>().map_err(|_| AppError::Unauthenticated)?;
+                let mut conn = pool::get(db).await?;
+                match total {
+                    Total::Cases(tenant, filter) => {
+                        cases::list::count(&mut conn, *tenant, filter).await
+                    }
+                    Total::Detections(tenant, filter) => {
+                        detections::list::count(&mut conn, *tenant, filter).await
+                    }
+                    Total::Subjects(tenant, filter) => {
+                        subjects::count(&mut conn, *tenant, filter).await
+                    }
+                    Total::Users(tenant, assignable) => {
+                        users::count(&mut conn, *tenant, *assignable).await
+                    }
+                    Total::Known(count) => Ok(*count),
+                }
+                .map_err(AppError::from)?
+            }
+        };
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+}
+
+pub type Conn<N> = Connection<String, N, ConnectionTotal, EmptyFields>;
+
+/// The connection of a page: its rows as nodes with their cursors.
+pub fn connection<R, N: OutputType>(
+    page: Page<R>,
+    request: &PageRequest,
+    total: Total,
+    mut cursor: impl FnMut(&R) -> String,
+    mut node: impl FnMut(R) -> N,
+) -> Conn<N> {
+    let (has_previous, has_next) = if request.backward {
+        (page.more, request.cursor.is_some())
+    } else {
+        (request.cursor.is_some(), page.more)
+    };
+    let mut connection =
+        Connection::with_additional_fields(has_previous, has_next, ConnectionTotal(total));
+    connection.edges.extend(page.rows.into_iter().map(|row| {
+        let cursor = cursor(&row);
+        Edge::new(cursor, node(row))
+    }));
+    connection
+}

@@ -1,0 +1,56 @@
+//! Scalars and small shared types of the schema.
+
+use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use chrono::NaiveDate;
+
+use crate::models::page::Direction;
+
+/// A calendar date, `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Date(pub NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| InputValueError::custom("a Date is written YYYY-MM-DD")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+/// Which way a list is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum OrderDirection {
+    Asc,
+    Desc,
+}
+
+impl From<OrderDirection> for Direction {
+    fn from(value: OrderDirection) -> Self {
+        match value {
+            OrderDirection::Asc => Direction::Asc,
+            OrderDirection::Desc => Direction::Desc,
+        }
+    }
+}
+
+/// A time range: `from` inclusive, `to` exclusive.
+#[derive(Debug, Clone, Copy, Default, async_graphql::InputObject)]
+pub struct DateTimeRange {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<Option<DateTimeRange>> for crate::models::cases::list::TimeRange {
+    fn from(value: Option<DateTimeRange>) -> Self {
+        let value = value.unwrap_or_default();
+        Self { from: value.from, to: value.to }
+    }
+}
