@@ -191,7 +191,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(tokens::create(&mut conn, &user, &name, expires_at).await?)
             })
             .await?;
-            println!("{}", json!({ "token": secret, "tokenId": ids::encode(Kind::ApiToken, token_id.0).0 }));
+            println!(
+                "{}",
+                json!({ "token": secret, "tokenId": ids::encode(Kind::ApiToken, token_id.0).0 })
+            );
             Ok(())
         }
     }

@@ -39,7 +39,10 @@ pub async fn create_user(
     };
     users::insert(conn, &new).await.map_err(|error| {
         if users::is_email_taken(&error) {
-            AppError::Rule(Code::NameTaken, format!("a user with the e-mail {email} exists already"))
+            AppError::Rule(
+                Code::NameTaken,
+                format!("a user with the e-mail {email} exists already"),
+            )
         } else {
             error.into()
         }
@@ -62,9 +65,8 @@ pub async fn create_token(
     if expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(AppError::validation("expiresAt", "an expiry lies in the future"));
     }
-    let owner = users::find(conn, viewer.tenant_id, user)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let owner =
+        users::find(conn, viewer.tenant_id, user).await?.ok_or(AppError::NotFound("user"))?;
     Ok(tokens::create(conn, &owner, name, expires_at).await?)
 }
 
@@ -118,7 +120,9 @@ pub async fn update_policies(
     {
         return Err(AppError::validation(
             "deleteResolvedAfterDays",
-            format!("resolved cases are deleted 1 to 3650 days after resolution, or never (got {days})"),
+            format!(
+                "resolved cases are deleted 1 to 3650 days after resolution, or never (got {days})"
+            ),
         ));
     }
     let changes = PolicyChanges {

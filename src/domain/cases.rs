@@ -121,7 +121,8 @@ pub async fn create(
     }
     let viewer = *viewer;
     conn.transaction(async |conn| {
-        let tenant = tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
+        let tenant =
+            tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
         let license = match input.kind {
             CaseKind::SelfManaged => None,
             CaseKind::MdrServiceRequest => Some(License::Mdr),
@@ -148,7 +149,8 @@ pub async fn create(
         if cases::name_taken(conn, viewer.tenant_id, &name, None).await? {
             return Err(name_taken(&name));
         }
-        let found = case_detections::load_for_case(conn, &viewer, input.kind, &input.detections).await?;
+        let found =
+            case_detections::load_for_case(conn, &viewer, input.kind, &input.detections).await?;
         if found.len() as i64 > cases::MAX_DETECTIONS {
             return Err(case_detections::limit_exceeded(0, found.len()));
         }
@@ -326,7 +328,8 @@ pub async fn resolve(
         access::check_role(&viewer, CaseAction::Resolve, &case)?;
         access::check_open(&case)?;
         access::check_version(&case, expected_version)?;
-        let tenant = tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
+        let tenant =
+            tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
         let now = Utc::now();
         let changes = CaseChanges {
             status: Some(CaseStatus::Resolved.as_str()),
@@ -393,7 +396,10 @@ pub async fn delete(
         if let Some(request) = found.iter().find(|c| c.kind().is_service_request()) {
             return Err(AppError::Rule(
                 Code::UnsupportedForKind,
-                format!("case {} is a service request: only self-managed cases are deleted", request.number),
+                format!(
+                    "case {} is a service request: only self-managed cases are deleted",
+                    request.number
+                ),
             ));
         }
         let held = links::detections_of(conn, &unique).await?;

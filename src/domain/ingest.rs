@@ -95,7 +95,11 @@ fn hex(value: Option<&str>, field: impl Fn() -> String, len: usize) -> AppResult
 }
 
 /// Checks one draft and turns it into a row; `at` is its index in the input.
-fn check(tenant: crate::models::ids::TenantId, at: usize, d: DetectionDraft) -> AppResult<NewDetection> {
+fn check(
+    tenant: crate::models::ids::TenantId,
+    at: usize,
+    d: DetectionDraft,
+) -> AppResult<NewDetection> {
     let f = |name: &str| {
         let name = name.to_owned();
         move || format!("detections.{at}.{name}")
@@ -151,8 +155,16 @@ fn check(tenant: crate::models::ids::TenantId, at: usize, d: DetectionDraft) -> 
     let file = match &d.file {
         Some(file) => {
             let size = match file.size {
-                Some(size) if !(size.is_finite() && size >= 0.0 && size.fract() == 0.0 && size <= 9.0e15) => {
-                    return Err(AppError::validation(f("file.size")(), "a size is a whole number of bytes"));
+                Some(size)
+                    if !(size.is_finite()
+                        && size >= 0.0
+                        && size.fract() == 0.0
+                        && size <= 9.0e15) =>
+                {
+                    return Err(AppError::validation(
+                        f("file.size")(),
+                        "a size is a whole number of bytes",
+                    ));
                 }
                 Some(size) => Some(size as i64),
                 None => None,
@@ -237,7 +249,8 @@ pub async fn ingest(
     let viewer = *viewer;
     conn.transaction(async |conn| {
         let stored = detections::insert_new(conn, &rows).await?;
-        let tenant = tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
+        let tenant =
+            tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
         let auto_cases = if tenant.auto_case_enabled {
             let min = Severity::from_rank(tenant.auto_case_min_severity).unwrap_or(Severity::High);
             file_auto_cases(conn, &tenant, min, &stored).await?
@@ -253,7 +266,9 @@ pub async fn ingest(
             all.into_iter().map(|d| ((d.source.clone(), d.external_id.clone()), d)).collect();
         let detections = keys
             .iter()
-            .filter_map(|(source, external)| by_key.remove(&((*source).to_owned(), external.clone())))
+            .filter_map(|(source, external)| {
+                by_key.remove(&((*source).to_owned(), external.clone()))
+            })
             .collect();
         Ok(IngestOutcome {
             accepted: stored.len(),
@@ -326,7 +341,11 @@ async fn create_auto_case(
     if name.is_empty() || cases::name_taken(conn, tenant.id, &name, None).await? {
         let suffix = format!(" ({number})");
         let stem = rules::name_from(&base, rules::NAME_MAX - suffix.chars().count());
-        name = if stem.is_empty() { format!("Automatic case {number}") } else { format!("{stem}{suffix}") };
+        name = if stem.is_empty() {
+            format!("Automatic case {number}")
+        } else {
+            format!("{stem}{suffix}")
+        };
     }
     let description = if device.is_empty() {
         format!("Opened automatically for {rule} detections.")

@@ -68,7 +68,10 @@ pub async fn upsert(
             for name in list {
                 let name = name.trim().to_owned();
                 if name.is_empty() || name.chars().count() > 100 {
-                    return Err(AppError::validation("watchlists", "a watchlist name has 1–100 characters"));
+                    return Err(AppError::validation(
+                        "watchlists",
+                        "a watchlist name has 1–100 characters",
+                    ));
                 }
                 if !out.iter().flatten().any(|n| *n == name) {
                     out.push(Some(name));

@@ -9,7 +9,9 @@ use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::domain::access::{self, CaseAction};
-use crate::graphql::detections::{Detection, DetectionOrderInput, DetectionFilterInput, detection_connection};
+use crate::graphql::detections::{
+    Detection, DetectionFilterInput, DetectionOrderInput, detection_connection,
+};
 use crate::graphql::pagination::{Conn, PageArgs};
 use crate::graphql::subjects::Subject;
 use crate::graphql::users::User;
@@ -39,7 +41,8 @@ pub struct RiskSummary {
 impl RiskSummary {
     /// From counts per severity rank (index 1–5).
     pub fn from_ranks(counts: [i32; 6]) -> Self {
-        let highest = (1..=5).rev().find(|&r| counts[r] > 0).and_then(|r| Severity::from_rank(r as i16));
+        let highest =
+            (1..=5).rev().find(|&r| counts[r] > 0).and_then(|r| Severity::from_rank(r as i16));
         Self {
             critical: counts[5],
             high: counts[4],
@@ -268,7 +271,8 @@ impl Case {
                 },
                 name: row.name,
                 detection_count: count(row.count),
-                highest_severity: Severity::from_rank(row.highest).unwrap_or(Severity::Informational),
+                highest_severity: Severity::from_rank(row.highest)
+                    .unwrap_or(Severity::Informational),
             })
             .collect())
     }

@@ -155,9 +155,9 @@ impl Detection {
             mime_type: d.file_mime_type.clone(),
             availability: d.file_availability(),
             content_stored: d.file_content_stored,
-            download_path: d.file_content_stored.then(|| {
-                format!("/detections/{}/file", ids::encode(Kind::Detection, d.id.0).0)
-            }),
+            download_path: d
+                .file_content_stored
+                .then(|| format!("/detections/{}/file", ids::encode(Kind::Detection, d.id.0).0)),
         })
     }
 
@@ -191,7 +191,8 @@ impl Detection {
             .collect();
         let cursor = |c: &crate::models::cases::Case| {
             let n = i64::from(c.number);
-            Cursor { order: "detection-case".into(), key: Key::Int(n), tie: Tie::Number(n) }.encode()
+            Cursor { order: "detection-case".into(), key: Key::Int(n), tie: Tie::Number(n) }
+                .encode()
         };
         Ok(connection(Page::from_scan(rows, &request), &request, Total::Known(total), cursor, Case))
     }

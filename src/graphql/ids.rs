@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(decode(&id), Some((Kind::User, uuid)));
         assert_eq!(decode("not an id"), None);
         assert_eq!(decode(&URL_SAFE_NO_PAD.encode("Case:123")), None);
-        assert_eq!(decode(&URL_SAFE_NO_PAD.encode("Bogus:00000000-0000-0000-0000-000000000000")), None);
+        assert_eq!(
+            decode(&URL_SAFE_NO_PAD.encode("Bogus:00000000-0000-0000-0000-000000000000")),
+            None
+        );
         assert!(expect(Kind::Tenant, &id, "tenantId").is_err());
     }
 }

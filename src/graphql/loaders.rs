@@ -214,7 +214,8 @@ impl Loader<(String, i32)> for SubjectRiskLoader {
             }
             for row in rows {
                 if let Some(counts) = out.get_mut(&(row.actor, days))
-                    && let Some(slot) = usize::try_from(row.severity).ok().and_then(|r| counts.get_mut(r))
+                    && let Some(slot) =
+                        usize::try_from(row.severity).ok().and_then(|r| counts.get_mut(r))
                 {
                     *slot = i32::try_from(row.count).unwrap_or(i32::MAX);
                 }

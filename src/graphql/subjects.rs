@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::db::{DbPool, pool};
 use crate::domain::subjects::{self as ops, SubjectDraft};
 use crate::error::AppError;
-use crate::graphql::cases::query::case_connection;
 use crate::graphql::cases::inputs::CaseFilterInput;
+use crate::graphql::cases::query::case_connection;
 use crate::graphql::cases::{Case, RiskSummary};
 use crate::graphql::detections::Detection;
 use crate::graphql::ids::{self, Kind};
@@ -22,10 +22,13 @@ use crate::models::subjects::{self, SubjectFilter};
 /// The person under investigation, known by username (an e-mail address).
 pub struct Subject(pub subjects::Subject);
 
+/// How far back a subject's activity is looked at unless asked otherwise.
+const DEFAULT_DAYS: i32 = 90;
 /// Longest look back of a subject's activity.
 const MAX_DAYS: i32 = 3650;
 
-fn check_days(days: i32) -> Result<i32, AppError> {
+fn check_days(days: Option<i32>) -> Result<i32, AppError> {
+    let days = days.unwrap_or(DEFAULT_DAYS);
     if (1..=MAX_DAYS).contains(&days) {
         Ok(days)
     } else {
@@ -103,7 +106,7 @@ impl Subject {
     async fn recent_activity(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 90)] days: i32,
+        #[graphql(default = 90)] days: Option<i32>,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Conn<Detection>> {
@@ -129,7 +132,7 @@ impl Subject {
     async fn risk_summary(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 90)] days: i32,
+        #[graphql(default = 90)] days: Option<i32>,
     ) -> async_graphql::Result<RiskSummary> {
         let days = check_days(days)?;
         let (_, loaders) = viewer_and_loaders(ctx)?;
@@ -252,6 +255,9 @@ impl SubjectMutation {
         };
         let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
         let subject = ops::upsert(&mut conn, viewer, draft).await?;
-        Ok(SubjectPayload { client_mutation_id: input.client_mutation_id, subject: Subject(subject) })
+        Ok(SubjectPayload {
+            client_mutation_id: input.client_mutation_id,
+            subject: Subject(subject),
+        })
     }
 }

@@ -175,9 +175,8 @@ impl UserMutation {
         // The CLI prints token ids as global ids; a bare UUID is accepted too.
         let uuid = match ids::decode(&input.token_id) {
             Some((Kind::ApiToken, uuid)) => uuid,
-            _ => uuid::Uuid::parse_str(&input.token_id).map_err(|_| {
-                AppError::validation("tokenId", "`tokenId` is not an ApiToken id")
-            })?,
+            _ => uuid::Uuid::parse_str(&input.token_id)
+                .map_err(|_| AppError::validation("tokenId", "`tokenId` is not an ApiToken id"))?,
         };
         let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
         let id = admin::revoke_token(&mut conn, viewer, TokenId(uuid)).await?;

@@ -18,6 +18,13 @@ pub const MAX_DETECTIONS: i64 = 10_000;
 /// The unique index that keeps case names unique per tenant, ignoring case.
 pub const NAME_KEY: &str = "cases_tenant_name_key";
 
+/// The columns of [`Case`], for statements written in SQL (the search vector stays behind).
+pub const COLUMNS: &str = "id, tenant_id, number, kind, name, name_key, description, findings, \
+    severity, status, resolution, auto_created, auto_rule_name, auto_device, assignee_id, \
+    assignee_sort, subject_id, subject_sort, created_by_id, last_modified_by_id, created_at, \
+    updated_at, resolved_at, archive_at, archived_at, delete_at, version, detection_count, \
+    risk_critical, risk_high, risk_medium, risk_low, risk_informational";
+
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = cases, check_for_backend(diesel::pg::Pg))]
 pub struct Case {
@@ -318,4 +325,24 @@ pub fn is_name_taken(error: &diesel::result::Error) -> bool {
             info,
         ) if info.constraint_name() == Some(NAME_KEY)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_column_list_is_the_rows_columns() {
+        let select =
+            diesel::debug_query::<diesel::pg::Pg, _>(&cases::table.select(Case::as_select()))
+                .to_string();
+        let listed: Vec<&str> = COLUMNS.split(',').map(str::trim).collect();
+        for column in &listed {
+            assert!(
+                select.contains(&format!("\"cases\".\"{column}\"")),
+                "{column} is not a column of Case"
+            );
+        }
+        assert_eq!(select.matches("\"cases\".\"").count(), listed.len(), "{select}");
+    }
 }

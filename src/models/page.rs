@@ -90,7 +90,8 @@ impl Cursor {
         }
         let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?;
         let cursor: Cursor = serde_json::from_slice(&bytes).ok()?;
-        let tie_ok = matches!((&cursor.tie, by_number), (Tie::Number(_), true) | (Tie::Id(_), false));
+        let tie_ok =
+            matches!((&cursor.tie, by_number), (Tie::Number(_), true) | (Tie::Id(_), false));
         (cursor.order == order && cursor.key.key_type() == key_type && tie_ok).then_some(cursor)
     }
 }

@@ -141,13 +141,17 @@ pub struct SubjectFilter {
 fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &SubjectFilter) {
     sql.push(" WHERE tenant_id = ").bind(Bind::Uuid(tenant.0));
     if let Some(text) = &filter.username_contains {
-        sql.push(" AND strpos(lower(username), ").bind(Bind::Text(text.to_lowercase())).push(") > 0");
+        sql.push(" AND strpos(lower(username), ")
+            .bind(Bind::Text(text.to_lowercase()))
+            .push(") > 0");
     }
     if let Some(department) = &filter.department {
         sql.push(" AND lower(department) = ").bind(Bind::Text(department.trim().to_lowercase()));
     }
     if let Some(watchlist) = &filter.watchlist {
-        sql.push(" AND watchlists @> ARRAY[").bind(Bind::Text(watchlist.trim().to_owned())).push("]");
+        sql.push(" AND watchlists @> ARRAY[")
+            .bind(Bind::Text(watchlist.trim().to_owned()))
+            .push("]");
     }
 }
 

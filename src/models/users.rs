@@ -151,8 +151,12 @@ const EMAIL_KEY: &str = "(lower(email) COLLATE \"C\")";
 
 /// The cursor of a user in the list (ordered by email).
 pub fn cursor(user: &User) -> String {
-    Cursor { order: "user".into(), key: Key::Text(user.email.to_lowercase()), tie: Tie::Id(user.id.0) }
-        .encode()
+    Cursor {
+        order: "user".into(),
+        key: Key::Text(user.email.to_lowercase()),
+        tie: Tie::Id(user.id.0),
+    }
+    .encode()
 }
 
 pub fn decode_cursor(text: &str) -> Option<Cursor> {

@@ -3,8 +3,8 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 
 use crate::db::{DbPool, pool};
-use crate::domain::cases::{self as ops, CreateCase, UpdateCase};
 use crate::domain::case_detections;
+use crate::domain::cases::{self as ops, CreateCase, UpdateCase};
 use crate::graphql::cases::Case;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::viewer_and_loaders;
@@ -14,14 +14,14 @@ use crate::models::ids::{CaseId, DetectionId, SubjectId, UserId};
 #[derive(InputObject)]
 pub struct CreateCaseInput {
     pub client_mutation_id: Option<String>,
-    #[graphql(default_with = "CaseKind::SelfManaged")]
-    pub kind: CaseKind,
+    #[graphql(default_with = "Some(CaseKind::SelfManaged)")]
+    pub kind: Option<CaseKind>,
     pub name: String,
     pub description: Option<String>,
     pub severity: Option<Severity>,
     /// NEW or INVESTIGATING.
-    #[graphql(default_with = "CaseStatus::New")]
-    pub status: CaseStatus,
+    #[graphql(default_with = "Some(CaseStatus::New)")]
+    pub status: Option<CaseStatus>,
     pub assignee_id: Option<ID>,
     pub subject_id: Option<ID>,
     pub detection_ids: Option<Vec<ID>>,
@@ -119,11 +119,11 @@ impl CaseMutation {
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let create = CreateCase {
-            kind: input.kind,
+            kind: input.kind.unwrap_or(CaseKind::SelfManaged),
             name: input.name,
             description: input.description,
             severity: input.severity,
-            status: input.status,
+            status: input.status.unwrap_or(CaseStatus::New),
             assignee: input
                 .assignee_id
                 .map(|id| ids::expect(Kind::User, &id, "assigneeId").map(UserId))

@@ -81,7 +81,11 @@ pub struct DetectionQuery;
 #[Object]
 impl DetectionQuery {
     /// The detection with this global id; null when there is none.
-    async fn detection(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Detection>> {
+    async fn detection(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<Detection>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
         let Some((Kind::Detection, uuid)) = ids::decode(&id) else { return Ok(None) };

@@ -171,7 +171,8 @@ impl CaseOrder {
 /// Appends the filter's conditions to a statement over `cases`.
 fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &CaseFilter) {
     sql.push(" WHERE tenant_id = ").bind(Bind::Uuid(tenant.0));
-    let texts = |values: &[&'static str]| Bind::Texts(values.iter().map(|s| (*s).to_owned()).collect());
+    let texts =
+        |values: &[&'static str]| Bind::Texts(values.iter().map(|s| (*s).to_owned()).collect());
     let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
     sql.push(" AND status = ANY(").bind(texts(&statuses)).push(")");
     if let Some(kinds) = &filter.kinds {
@@ -189,7 +190,9 @@ fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &CaseFilter) {
     match (&filter.assignee_ids, filter.unassigned) {
         (Some(ids), Some(true)) => {
             let ids = ids.iter().map(|id| id.0).collect();
-            sql.push(" AND (assignee_id = ANY(").bind(Bind::Uuids(ids)).push(") OR assignee_id IS NULL)");
+            sql.push(" AND (assignee_id = ANY(")
+                .bind(Bind::Uuids(ids))
+                .push(") OR assignee_id IS NULL)");
         }
         (Some(ids), unassigned) => {
             let ids = ids.iter().map(|id| id.0).collect();
@@ -216,7 +219,9 @@ fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &CaseFilter) {
         sql.push(" AND strpos(lower(name), ").bind(Bind::Text(text.to_lowercase())).push(") > 0");
     }
     if let Some(words) = filter.search.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
-        sql.push(" AND search @@ plainto_tsquery('simple', ").bind(Bind::Text(words.to_owned())).push(")");
+        sql.push(" AND search @@ plainto_tsquery('simple', ")
+            .bind(Bind::Text(words.to_owned()))
+            .push(")");
     }
     push_range(sql, "created_at", filter.created_at);
     push_range(sql, "updated_at", filter.updated_at);
@@ -250,7 +255,7 @@ pub async fn page(
     order: CaseOrder,
     request: &PageRequest,
 ) -> QueryResult<Page<Case>> {
-    let mut sql = Sql::new("SELECT * FROM cases");
+    let mut sql = Sql::new(&format!("SELECT {} FROM cases", super::COLUMNS));
     push_filter(&mut sql, tenant, filter);
     page::push_keyset(&mut sql, order.field.key_sql(), "number", order.direction, request);
     let rows: Vec<Case> = sql.into_query().load(conn).await?;

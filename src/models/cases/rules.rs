@@ -57,7 +57,9 @@ pub fn description(raw: Option<&str>) -> Result<Option<String>, AppError> {
     if length > DESCRIPTION_MAX {
         return Err(AppError::validation(
             "description",
-            format!("a description has at most {DESCRIPTION_MAX} characters (this one has {length})"),
+            format!(
+                "a description has at most {DESCRIPTION_MAX} characters (this one has {length})"
+            ),
         ));
     }
     Ok(Some(text.to_owned()))
@@ -65,8 +67,8 @@ pub fn description(raw: Option<&str>) -> Result<Option<String>, AppError> {
 
 static FINDINGS_CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let tags: HashSet<&str> = [
-        "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "b", "strong", "i", "em", "u", "ul",
-        "ol", "li", "a",
+        "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "b", "strong", "i", "em", "u", "ul", "ol",
+        "li", "a",
     ]
     .into_iter()
     .collect();
@@ -111,10 +113,13 @@ mod tests {
 
     #[test]
     fn names_allow_any_script_and_the_listed_punctuation_only() {
-        assert_eq!(name("  Überprüfung 東京 (2) - a/b_c.d,e:f;g'h!i?  ").ok().as_deref(), Some(
-            "Überprüfung 東京 (2) - a/b_c.d,e:f;g'h!i?"
-        ));
-        for bad in ["", "   ", "<b>x</b>", "a{b}", "a\"b", "$x", "a\tb", "a\nb", "x#1", "a@b", "a&b"] {
+        assert_eq!(
+            name("  Überprüfung 東京 (2) - a/b_c.d,e:f;g'h!i?  ").ok().as_deref(),
+            Some("Überprüfung 東京 (2) - a/b_c.d,e:f;g'h!i?")
+        );
+        for bad in
+            ["", "   ", "<b>x</b>", "a{b}", "a\"b", "$x", "a\tb", "a\nb", "x#1", "a@b", "a&b"]
+        {
             assert!(name(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(name(&"x".repeat(50)).is_ok());
@@ -124,7 +129,8 @@ mod tests {
 
     #[test]
     fn automatic_names_follow_the_rules() {
-        let made = name_from("host-1.corp: Mimikatz <credential> dump {lsass} via \"rundll32\"", 50);
+        let made =
+            name_from("host-1.corp: Mimikatz <credential> dump {lsass} via \"rundll32\"", 50);
         assert!(name(&made).is_ok(), "{made}");
         assert!(made.chars().count() <= 50);
     }
@@ -135,10 +141,19 @@ mod tests {
             <script>alert(1)</script><img src=x onerror=alert(1)><a href="javascript:alert(1)">j</a>
             <a href="https://example.test/r" onclick="x()">ok</a><iframe src="https://e.test"></iframe>"#;
         let clean = findings(Some(input)).ok().flatten().unwrap_or_default();
-        for kept in ["<h2>Summary</h2>", "<b>x</b>", "<i>y</i>", "<u>z</u>", "<li>a</li>", "https://example.test/r"] {
+        for kept in [
+            "<h2>Summary</h2>",
+            "<b>x</b>",
+            "<i>y</i>",
+            "<u>z</u>",
+            "<li>a</li>",
+            "https://example.test/r",
+        ] {
             assert!(clean.contains(kept), "{kept} missing from {clean}");
         }
-        for gone in ["<script", "alert(1)</", "onerror", "javascript:", "onclick", "<iframe", "<img"] {
+        for gone in
+            ["<script", "alert(1)</", "onerror", "javascript:", "onclick", "<iframe", "<img"]
+        {
             assert!(!clean.contains(gone), "{gone} survived in {clean}");
         }
     }

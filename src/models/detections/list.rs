@@ -1,8 +1,8 @@
 //! Detection lists (the tenant's, a case's, a subject's recent activity) with keyset
 //! pagination, and the per-case aggregates a case page shows, for many cases at once.
 
-use diesel::{QueryResult, QueryableByName};
 use diesel::sql_types::{BigInt, Nullable, SmallInt, Text, Uuid as SqlUuid};
+use diesel::{QueryResult, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::models::cases::list::{TimeRange, push_range};
