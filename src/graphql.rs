@@ -5,6 +5,7 @@ pub mod cases;
 pub mod detections;
 pub mod ids;
 pub mod loaders;
+pub mod nested;
 pub mod node;
 pub mod pagination;
 pub mod scalars;

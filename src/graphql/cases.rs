@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::access::{self, CaseAction};
 use crate::graphql::detections::{
-    Detection, DetectionFilterInput, DetectionOrderInput, detection_connection,
+    Detection, DetectionFilterInput, DetectionOrderInput, nested_connection,
 };
+use crate::graphql::nested::DetectionParent;
 use crate::graphql::pagination::{Conn, PageArgs};
 use crate::graphql::subjects::Subject;
 use crate::graphql::users::User;
@@ -225,7 +226,9 @@ impl Case {
         order_by: Option<DetectionOrderInput>,
     ) -> async_graphql::Result<Conn<Detection>> {
         let args = PageArgs { first, after, last, before };
-        detection_connection(ctx, args, filter, order_by, Some(self.0.id)).await
+        let filter = filter.unwrap_or_default().into_model()?;
+        let parent = DetectionParent::Case(self.0.id);
+        nested_connection(ctx, parent, args, filter, order_by.into(), None).await
     }
 
     /// The MITRE ATT&CK tactics and techniques of the case's detections.

@@ -17,7 +17,10 @@ use crate::models::enums::{DetectionSource, FileAvailability, Severity};
 use crate::models::page::{Cursor, Key, KeyType, Page, Tie};
 
 pub use ingest::DetectionMutation;
-pub use query::{DetectionFilterInput, DetectionOrderInput, DetectionQuery, detection_connection};
+pub use query::{
+    DetectionFilterInput, DetectionOrderInput, DetectionQuery, detection_connection,
+    nested_connection,
+};
 
 /// What a sensor reported: an XDR detection or a file event.
 pub struct Detection(pub detections::Detection);

@@ -8,6 +8,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::db::{DbPool, pool};
 use crate::error::LoadError;
+use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader};
 use crate::models::detections::list::{EntityCount, TechniqueCount};
 use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
 use crate::models::{cases, detections, links, subjects, tenants, users};
@@ -24,6 +25,8 @@ pub struct Loaders {
     pub entities: DataLoader<EntityLoader>,
     pub detection_cases: DataLoader<DetectionCasesLoader>,
     pub subject_risk: DataLoader<SubjectRiskLoader>,
+    pub nested_detections: DataLoader<NestedDetectionLoader>,
+    pub nested_cases: DataLoader<NestedCaseLoader>,
 }
 
 impl Loaders {
@@ -42,7 +45,9 @@ impl Loaders {
             mitre: DataLoader::new(MitreLoader(scope.clone()), tokio::spawn),
             entities: DataLoader::new(EntityLoader(scope.clone()), tokio::spawn),
             detection_cases: DataLoader::new(DetectionCasesLoader(scope.clone()), tokio::spawn),
-            subject_risk: DataLoader::new(SubjectRiskLoader(scope), tokio::spawn),
+            subject_risk: DataLoader::new(SubjectRiskLoader(scope.clone()), tokio::spawn),
+            nested_detections: DataLoader::new(NestedDetectionLoader(scope.clone()), tokio::spawn),
+            nested_cases: DataLoader::new(NestedCaseLoader(scope), tokio::spawn),
         }
     }
 }
@@ -51,11 +56,11 @@ impl Loaders {
 #[derive(Clone)]
 pub struct Scope {
     db: DbPool,
-    tenant: TenantId,
+    pub(crate) tenant: TenantId,
 }
 
 impl Scope {
-    async fn conn(&self) -> Result<crate::db::DbConn, LoadError> {
+    pub(crate) async fn conn(&self) -> Result<crate::db::DbConn, LoadError> {
         Ok(pool::get(&self.db).await?)
     }
 }

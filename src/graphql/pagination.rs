@@ -6,6 +6,8 @@ use async_graphql::{Context, Object, OutputType};
 
 use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult};
+use crate::graphql::nested::{CountOf, NestedCases, NestedDetections};
+use crate::graphql::viewer_and_loaders;
 use crate::models::cases::list::CaseFilter;
 use crate::models::detections::list::DetectionFilter;
 use crate::models::ids::TenantId;
@@ -79,6 +81,8 @@ pub enum Total {
     Detections(TenantId, Box<DetectionFilter>),
     Subjects(TenantId, SubjectFilter),
     Users(TenantId, Option<bool>),
+    NestedDetections(NestedDetections),
+    NestedCases(NestedCases),
     Known(i64),
 }
 
@@ -91,25 +95,29 @@ impl ConnectionTotal {
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let count = match &self.0 {
             Total::Known(count) => *count,
-            total => {
-                let db = ctx.data::<DbPool>().map_err(|_| AppError::Unauthenticated)?;
-                let mut conn = pool::get(db).await?;
-                match total {
-                    Total::Cases(tenant, filter) => {
-                        cases::list::count(&mut conn, *tenant, filter).await
-                    }
-                    Total::Detections(tenant, filter) => {
-                        detections::list::count(&mut conn, *tenant, filter).await
-                    }
-                    Total::Subjects(tenant, filter) => {
-                        subjects::count(&mut conn, *tenant, filter).await
-                    }
-                    Total::Users(tenant, assignable) => {
-                        users::count(&mut conn, *tenant, *assignable).await
-                    }
-                    Total::Known(count) => Ok(*count),
-                }
-                .map_err(AppError::from)?
+            Total::NestedDetections(key) => {
+                let (_, loaders) = viewer_and_loaders(ctx)?;
+                loaders.nested_detections.load_one(CountOf(key.clone())).await?.unwrap_or(0)
+            }
+            Total::NestedCases(key) => {
+                let (_, loaders) = viewer_and_loaders(ctx)?;
+                loaders.nested_cases.load_one(CountOf(key.clone())).await?.unwrap_or(0)
+            }
+            Total::Cases(tenant, filter) => {
+                let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+                cases::list::count(&mut conn, *tenant, filter).await.map_err(AppError::from)?
+            }
+            Total::Detections(tenant, filter) => {
+                let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+                detections::list::count(&mut conn, *tenant, filter).await.map_err(AppError::from)?
+            }
+            Total::Subjects(tenant, filter) => {
+                let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+                subjects::count(&mut conn, *tenant, filter).await.map_err(AppError::from)?
+            }
+            Total::Users(tenant, assignable) => {
+                let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+                users::count(&mut conn, *tenant, *assignable).await.map_err(AppError::from)?
             }
         };
         Ok(i32::try_from(count).unwrap_or(i32::MAX))

@@ -1,23 +1,25 @@
 //! Subjects: the `Subject` type, its queries and `upsertSubject`.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::db::{DbPool, pool};
 use crate::domain::subjects::{self as ops, SubjectDraft};
 use crate::error::AppError;
 use crate::graphql::cases::inputs::CaseFilterInput;
-use crate::graphql::cases::query::case_connection;
 use crate::graphql::cases::{Case, RiskSummary};
-use crate::graphql::detections::Detection;
+use crate::graphql::detections::{Detection, nested_connection};
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::nested::{CaseSpec, DetectionParent, NestedCases};
 use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
 use crate::graphql::scalars::Date;
 use crate::graphql::viewer_and_loaders;
-use crate::models::cases::list::TimeRange;
+use crate::models::cases::list::CaseOrder;
 use crate::models::detections::list::{DetectionFilter, DetectionOrder};
 use crate::models::ids::SubjectId;
+use crate::models::page::Page;
 use crate::models::subjects::{self, SubjectFilter};
+use std::sync::Arc;
 
 /// The person under investigation, known by username (an e-mail address).
 pub struct Subject(pub subjects::Subject);
@@ -97,9 +99,16 @@ impl Subject {
         after: Option<String>,
         filter: Option<CaseFilterInput>,
     ) -> async_graphql::Result<Conn<Case>> {
-        let mut filter = filter.unwrap_or_default().into_model()?;
-        filter.subject_id = Some(self.0.id);
-        case_connection(ctx, PageArgs::forward(first, after), filter, Default::default()).await
+        let (viewer, loaders) = viewer_and_loaders(ctx)?;
+        viewer.require_read()?;
+        let filter = filter.unwrap_or_default().into_model()?;
+        let order = CaseOrder::default();
+        let request = PageArgs::forward(first, after).request(|text| order.decode_cursor(text))?;
+        let spec = Arc::new(CaseSpec { filter, order, request: request.clone() });
+        let key = NestedCases { subject: self.0.id, spec };
+        let page = loaders.nested_cases.load_one(key.clone()).await?.unwrap_or_default();
+        let page = Page { rows: page.rows.clone(), more: page.more };
+        Ok(connection(page, &request, Total::NestedCases(key), |c| order.cursor(c), Case))
     }
 
     /// Detections whose actor is the subject, observed in the last `days` days, newest first.
@@ -111,19 +120,13 @@ impl Subject {
         after: Option<String>,
     ) -> async_graphql::Result<Conn<Detection>> {
         let days = check_days(days)?;
-        let filter = DetectionFilter {
-            actor: Some(self.0.username.clone()),
-            observed_at: TimeRange {
-                from: Some(Utc::now() - Duration::days(days.into())),
-                to: None,
-            },
-            ..DetectionFilter::default()
-        };
-        crate::graphql::detections::query::list(
+        nested_connection(
             ctx,
+            DetectionParent::Actor(self.0.key()),
             PageArgs::forward(first, after),
-            filter,
+            DetectionFilter::default(),
             DetectionOrder::default(),
+            Some(days),
         )
         .await
     }

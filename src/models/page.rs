@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::models::sql::Bind;
+use crate::models::sql::{Bind, Sql};
 
 /// A sort key value as a cursor carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Key {
     #[serde(rename = "i")]
     Int(i64),
@@ -47,7 +47,7 @@ impl Key {
 }
 
 /// The unique tie-breaker of a row: a case number or an id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Tie {
     #[serde(rename = "n")]
     Number(i64),
@@ -66,7 +66,7 @@ impl Tie {
 
 /// A position in one order of one list. Opaque to clients: base64 of JSON naming the
 /// order, so a cursor from another order is refused instead of silently misread.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cursor {
     #[serde(rename = "o")]
     pub order: String,
@@ -97,7 +97,7 @@ impl Cursor {
 }
 
 /// Which way the scan goes through the order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Asc,
     Desc,
@@ -129,7 +129,7 @@ impl Direction {
 
 /// One page to fetch: up to `limit` rows after `cursor` in the order, or, when
 /// `backward`, the last `limit` rows before it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     pub limit: i64,
     pub cursor: Option<Cursor>,
@@ -142,6 +142,12 @@ pub struct PageRequest {
 pub struct Page<T> {
     pub rows: Vec<T>,
     pub more: bool,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self { rows: Vec::new(), more: false }
+    }
 }
 
 impl<T> Page<T> {
@@ -157,26 +163,77 @@ impl<T> Page<T> {
     }
 }
 
-/// Appends `AND (key, tie) > (k, t)` (or `<`) for the request's cursor, then the ORDER
-/// BY and LIMIT of the scan. `key` and `tie` are SQL expressions of the list's order.
-pub fn push_keyset(
-    sql: &mut crate::models::sql::Sql,
+/// The direction the rows of a request are read in.
+pub const fn scan_direction(direction: Direction, request: &PageRequest) -> Direction {
+    if request.backward { direction.reverse() } else { direction }
+}
+
+/// Appends `AND (key, tie) > (k, t)` (or `<`) for the request's cursor. `key` and `tie`
+/// are SQL expressions of the list's order.
+pub fn push_after(
+    sql: &mut Sql,
     key: &str,
     tie: &str,
     direction: Direction,
     request: &PageRequest,
 ) {
-    let scan = if request.backward { direction.reverse() } else { direction };
     if let Some(cursor) = &request.cursor {
-        sql.push(&format!(" AND ({key}, {tie}) {} (", scan.after_op()))
+        let op = scan_direction(direction, request).after_op();
+        sql.push(&format!(" AND ({key}, {tie}) {op} ("))
             .bind(cursor.key.bind())
             .push(", ")
             .bind(cursor.tie.bind())
             .push(")");
     }
-    let dir = scan.sql();
+}
+
+/// Appends the keyset condition, then the ORDER BY and LIMIT of the scan.
+pub fn push_keyset(
+    sql: &mut Sql,
+    key: &str,
+    tie: &str,
+    direction: Direction,
+    request: &PageRequest,
+) {
+    push_after(sql, key, tie, direction, request);
+    let dir = scan_direction(direction, request).sql();
     sql.push(&format!(" ORDER BY {key} {dir}, {tie} {dir} LIMIT "))
-        .bind(crate::models::sql::Bind::Int(request.limit + 1));
+        .bind(Bind::Int(request.limit + 1));
+}
+
+/// Turns `SELECT <columns> FROM … WHERE …` (`inner`, with its keyset condition) into one
+/// page per parent: rows are numbered within each value of `parent` in scan order and
+/// the first `limit + 1` of each are kept. Rows carry `parent_key` (the parent as text).
+pub fn window(
+    mut inner: Sql,
+    select: &str,
+    parent: &str,
+    key: &str,
+    tie: &str,
+    direction: Direction,
+    request: &PageRequest,
+) -> Sql {
+    let dir = scan_direction(direction, request).sql();
+    let head = format!(
+        "SELECT * FROM (SELECT {select}, ({parent})::text AS parent_key, row_number() OVER \
+         (PARTITION BY {parent} ORDER BY {key} {dir}, {tie} {dir}) AS rn "
+    );
+    inner.prepend(&head);
+    inner.push(") ranked WHERE rn <= ").bind(Bind::Int(request.limit + 1));
+    inner.push(" ORDER BY parent_key, rn");
+    inner
+}
+
+/// Splits rows of several parents (in scan order per parent) into one page per parent.
+pub fn pages_by_parent<T>(
+    rows: Vec<(String, T)>,
+    request: &PageRequest,
+) -> std::collections::HashMap<String, Page<T>> {
+    let mut grouped: std::collections::HashMap<String, Vec<T>> = std::collections::HashMap::new();
+    for (parent, row) in rows {
+        grouped.entry(parent).or_default().push(row);
+    }
+    grouped.into_iter().map(|(parent, rows)| (parent, Page::from_scan(rows, request))).collect()
 }
 
 #[cfg(test)]

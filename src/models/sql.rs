@@ -38,6 +38,12 @@ impl Sql {
         self
     }
 
+    /// Puts SQL text (never user input) in front of what is there.
+    pub fn prepend(&mut self, text: &str) -> &mut Self {
+        self.text.insert_str(0, text);
+        self
+    }
+
     /// Appends a parameter placeholder bound to `value`.
     pub fn bind(&mut self, value: Bind) -> &mut Self {
         self.binds.push(value);

@@ -77,7 +77,6 @@ impl CaseFilterInput {
             assignee_ids,
             unassigned: self.unassigned,
             subject_username: filter_text(self.subject_username, "subjectUsername")?,
-            subject_id: None,
             name_contains: filter_text(self.name_contains, "nameContains")?,
             search: filter_text(self.search, "search")?,
             created_at: self.created_at.into(),

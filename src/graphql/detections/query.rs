@@ -6,12 +6,15 @@ use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult};
 use crate::graphql::detections::Detection;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::nested::{DetectionParent, DetectionSpec, NestedDetections};
 use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
 use crate::graphql::scalars::{DateTimeRange, OrderDirection};
 use crate::graphql::viewer_and_loaders;
 use crate::models::detections::list::{DetectionFilter, DetectionOrder, DetectionOrderField};
 use crate::models::enums::{DetectionSource, Severity};
-use crate::models::ids::{CaseId, DetectionId};
+use crate::models::ids::DetectionId;
+use crate::models::page::Page;
+use std::sync::Arc;
 
 /// Which detections a list holds. Every field given narrows the list.
 #[derive(Debug, Clone, Default, InputObject)]
@@ -54,7 +57,6 @@ impl DetectionFilterInput {
             rule_name: self.rule_name,
             sha256: self.sha256,
             in_case: self.in_case,
-            case_id: None,
         })
     }
 }
@@ -104,22 +106,45 @@ impl DetectionQuery {
         filter: Option<DetectionFilterInput>,
         order_by: Option<DetectionOrderInput>,
     ) -> async_graphql::Result<Conn<Detection>> {
-        detection_connection(ctx, PageArgs { first, after, last, before }, filter, order_by, None)
-            .await
+        detection_connection(ctx, PageArgs { first, after, last, before }, filter, order_by).await
     }
 }
 
-/// A page of detections as a connection: the tenant's, or one case's.
+/// A page of the tenant's detections as a connection.
 pub async fn detection_connection(
     ctx: &Context<'_>,
     args: PageArgs,
     filter: Option<DetectionFilterInput>,
     order: Option<DetectionOrderInput>,
-    case: Option<CaseId>,
 ) -> async_graphql::Result<Conn<Detection>> {
-    let mut filter = filter.unwrap_or_default().into_model()?;
-    filter.case_id = case;
+    let filter = filter.unwrap_or_default().into_model()?;
     list(ctx, args, filter, order.into()).await
+}
+
+/// A page of a nested detection list (a case's detections, a subject's activity), loaded
+/// together with the same list of every other parent in the response.
+pub async fn nested_connection(
+    ctx: &Context<'_>,
+    parent: DetectionParent,
+    args: PageArgs,
+    filter: DetectionFilter,
+    order: DetectionOrder,
+    days: Option<i32>,
+) -> async_graphql::Result<Conn<Detection>> {
+    let (viewer, loaders) = viewer_and_loaders(ctx)?;
+    viewer.require_read()?;
+    let request = args.request(|text| order.decode_cursor(text))?;
+    let spec = Arc::new(DetectionSpec { filter, order, request: request.clone(), days });
+    let key = NestedDetections { parent, spec };
+    let page = loaders.nested_detections.load_one(key.clone()).await?.unwrap_or_default();
+    let page = Page { rows: page.rows.clone(), more: page.more };
+    Ok(connection(
+        page,
+        &request,
+        Total::NestedDetections(key),
+        |row| order.cursor(row),
+        |row| Detection(row.detection),
+    ))
 }
 
 /// A page of the detections matching `filter`.

@@ -2,7 +2,7 @@
 //! (the sort key and the case number as tie-breaker; no OFFSET).
 
 use chrono::{DateTime, Utc};
-use diesel::QueryResult;
+use diesel::{QueryResult, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
@@ -13,14 +13,14 @@ use crate::models::sql::{Bind, Count, Sql};
 use super::Case;
 
 /// A time range: `from` inclusive, `to` exclusive.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct TimeRange {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
 
 /// Which cases a list holds. Every field narrows the list; `None` does not filter.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct CaseFilter {
     pub statuses: Vec<CaseStatus>,
     pub kinds: Option<Vec<CaseKind>>,
@@ -29,7 +29,6 @@ pub struct CaseFilter {
     pub assignee_ids: Option<Vec<UserId>>,
     pub unassigned: Option<bool>,
     pub subject_username: Option<String>,
-    pub subject_id: Option<SubjectId>,
     pub name_contains: Option<String>,
     pub search: Option<String>,
     pub created_at: TimeRange,
@@ -135,7 +134,7 @@ fn status_rank(status: CaseStatus) -> i16 {
 }
 
 /// An order of the case list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CaseOrder {
     pub field: CaseOrderField,
     pub direction: Direction,
@@ -212,9 +211,6 @@ fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &CaseFilter) {
     if let Some(username) = &filter.subject_username {
         sql.push(" AND subject_sort = ").bind(Bind::Text(username.trim().to_lowercase()));
     }
-    if let Some(subject) = filter.subject_id {
-        sql.push(" AND subject_id = ").bind(Bind::Uuid(subject.0));
-    }
     if let Some(text) = &filter.name_contains {
         sql.push(" AND strpos(lower(name), ").bind(Bind::Text(text.to_lowercase())).push(") > 0");
     }
@@ -272,4 +268,63 @@ pub async fn count(
     push_filter(&mut sql, tenant, filter);
     let row: Count = sql.into_query().get_result(conn).await?;
     Ok(row.count)
+}
+
+/// A row of a nested list: the case and its parent (the subject) as text.
+#[derive(Debug, QueryableByName)]
+struct Ranked {
+    #[diesel(embed)]
+    case: Case,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    parent_key: String,
+}
+
+/// One page per subject of its cases matching `filter`, in one statement. Keys of the
+/// map: subject ids as text.
+pub async fn pages_by_subject(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    subjects: &[SubjectId],
+    filter: &CaseFilter,
+    order: CaseOrder,
+    request: &PageRequest,
+) -> QueryResult<std::collections::HashMap<String, Page<Case>>> {
+    let key = order.field.key_sql();
+    let mut inner = Sql::new(" FROM cases");
+    push_filter(&mut inner, tenant, filter);
+    inner
+        .push(" AND subject_id = ANY(")
+        .bind(Bind::Uuids(subjects.iter().map(|s| s.0).collect()))
+        .push(")");
+    page::push_after(&mut inner, key, "number", order.direction, request);
+    let sql =
+        page::window(inner, super::COLUMNS, "subject_id", key, "number", order.direction, request);
+    let rows: Vec<Ranked> = sql.into_query().load(conn).await?;
+    let rows = rows.into_iter().map(|r| (r.parent_key, r.case)).collect();
+    Ok(page::pages_by_parent(rows, request))
+}
+
+/// A count per subject.
+#[derive(Debug, QueryableByName)]
+struct SubjectCount {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    subject_id: SubjectId,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+/// How many cases match `filter` per subject, in one statement.
+pub async fn counts_by_subject(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    subjects: &[SubjectId],
+    filter: &CaseFilter,
+) -> QueryResult<std::collections::HashMap<SubjectId, i64>> {
+    let mut sql = Sql::new("SELECT subject_id, count(*) AS count FROM cases");
+    push_filter(&mut sql, tenant, filter);
+    sql.push(" AND subject_id = ANY(")
+        .bind(Bind::Uuids(subjects.iter().map(|s| s.0).collect()))
+        .push(") GROUP BY subject_id");
+    let rows: Vec<SubjectCount> = sql.into_query().load(conn).await?;
+    Ok(rows.into_iter().map(|r| (r.subject_id, r.count)).collect())
 }

@@ -14,7 +14,7 @@ use crate::models::sql::{Bind, Count, Sql};
 use super::Detection;
 
 /// Which detections a list holds; `None` does not filter.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct DetectionFilter {
     pub sources: Option<Vec<DetectionSource>>,
     pub min_severity: Option<Severity>,
@@ -28,8 +28,6 @@ pub struct DetectionFilter {
     pub sha256: Option<String>,
     /// Held by some case (true) or by none (false).
     pub in_case: Option<bool>,
-    /// Only the detections this case holds.
-    pub case_id: Option<CaseId>,
 }
 
 /// The orders of detection lists.
@@ -45,10 +43,10 @@ pub enum DetectionOrderField {
 impl DetectionOrderField {
     const fn key_sql(self) -> &'static str {
         match self {
-            DetectionOrderField::ObservedAt => "observed_at",
-            DetectionOrderField::IngestedAt => "ingested_at",
-            DetectionOrderField::RiskScore => "risk_score",
-            DetectionOrderField::RuleName => "(lower(rule_name) COLLATE \"C\")",
+            DetectionOrderField::ObservedAt => "detections.observed_at",
+            DetectionOrderField::IngestedAt => "detections.ingested_at",
+            DetectionOrderField::RiskScore => "detections.risk_score",
+            DetectionOrderField::RuleName => "(lower(detections.rule_name) COLLATE \"C\")",
         }
     }
 
@@ -71,7 +69,7 @@ impl DetectionOrderField {
 }
 
 /// An order of a detection list; ties are broken by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DetectionOrder {
     pub field: DetectionOrderField,
     pub direction: Direction,
@@ -84,7 +82,7 @@ impl Default for DetectionOrder {
 }
 
 /// A row of a list: the detection and its sort key as the database computed it.
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 pub struct Listed {
     #[diesel(embed)]
     pub detection: Detection,
@@ -114,42 +112,39 @@ impl DetectionOrder {
 }
 
 fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &DetectionFilter) {
-    sql.push(" WHERE tenant_id = ").bind(Bind::Uuid(tenant.0));
+    sql.push(" WHERE detections.tenant_id = ").bind(Bind::Uuid(tenant.0));
     if let Some(sources) = &filter.sources {
         let values = sources.iter().map(|s| s.as_str().to_owned()).collect();
-        sql.push(" AND source = ANY(").bind(Bind::Texts(values)).push(")");
+        sql.push(" AND detections.source = ANY(").bind(Bind::Texts(values)).push(")");
     }
     if let Some(min) = filter.min_severity {
-        sql.push(" AND severity >= ").bind(Bind::Int(min.rank().into()));
+        sql.push(" AND detections.severity >= ").bind(Bind::Int(min.rank().into()));
     }
-    push_range(sql, "observed_at", filter.observed_at);
+    push_range(sql, "detections.observed_at", filter.observed_at);
     if let Some(actor) = &filter.actor {
-        sql.push(" AND lower(actor) = ").bind(Bind::Text(actor.trim().to_lowercase()));
+        sql.push(" AND lower(detections.actor) = ").bind(Bind::Text(actor.trim().to_lowercase()));
     }
     if let Some(host) = &filter.device_hostname {
-        sql.push(" AND lower(device_hostname) = ").bind(Bind::Text(host.trim().to_lowercase()));
+        sql.push(" AND lower(detections.device_hostname) = ")
+            .bind(Bind::Text(host.trim().to_lowercase()));
     }
     if let Some(rule) = &filter.rule_name {
-        sql.push(" AND lower(rule_name) = ").bind(Bind::Text(rule.trim().to_lowercase()));
+        sql.push(" AND lower(detections.rule_name) = ")
+            .bind(Bind::Text(rule.trim().to_lowercase()));
     }
     if let Some(sha256) = &filter.sha256 {
-        sql.push(" AND file_sha256 = ").bind(Bind::Text(sha256.trim().to_lowercase()));
+        sql.push(" AND detections.file_sha256 = ").bind(Bind::Text(sha256.trim().to_lowercase()));
     }
+    let held =
+        "EXISTS (SELECT 1 FROM case_detections held WHERE held.detection_id = detections.id)";
     match filter.in_case {
         Some(true) => {
-            sql.push(" AND EXISTS (SELECT 1 FROM case_detections cd WHERE cd.detection_id = detections.id)");
+            sql.push(&format!(" AND {held}"));
         }
         Some(false) => {
-            sql.push(
-                " AND NOT EXISTS (SELECT 1 FROM case_detections cd WHERE cd.detection_id = detections.id)",
-            );
+            sql.push(&format!(" AND NOT {held}"));
         }
         None => {}
-    }
-    if let Some(case) = filter.case_id {
-        sql.push(" AND EXISTS (SELECT 1 FROM case_detections cd WHERE cd.detection_id = detections.id AND cd.case_id = ")
-            .bind(Bind::Uuid(case.0))
-            .push(")");
     }
 }
 
@@ -167,9 +162,98 @@ pub async fn page(
         if order.field == DetectionOrderField::RuleName { key } else { "NULL::text" }
     ));
     push_filter(&mut sql, tenant, filter);
-    page::push_keyset(&mut sql, key, "id", order.direction, request);
+    page::push_keyset(&mut sql, key, "detections.id", order.direction, request);
     let rows: Vec<Listed> = sql.into_query().load(conn).await?;
     Ok(Page::from_scan(rows, request))
+}
+
+/// The parents of nested detection lists: cases (their detections) or actors (a
+/// subject's activity, by lower-case username).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Parents {
+    Cases(Vec<CaseId>),
+    Actors(Vec<String>),
+}
+
+impl Parents {
+    /// The FROM clause, and the parent expression rows are grouped by.
+    fn source(&self) -> (&'static str, &'static str) {
+        match self {
+            Parents::Cases(_) => (
+                "detections JOIN case_detections cd ON cd.detection_id = detections.id",
+                "cd.case_id",
+            ),
+            Parents::Actors(_) => ("detections", "lower(detections.actor)"),
+        }
+    }
+
+    fn push_condition(&self, sql: &mut Sql, parent: &str) {
+        sql.push(&format!(" AND {parent} = ANY("));
+        match self {
+            Parents::Cases(ids) => sql.bind(Bind::Uuids(ids.iter().map(|c| c.0).collect())),
+            Parents::Actors(actors) => sql.bind(Bind::Texts(actors.clone())),
+        };
+        sql.push(")");
+    }
+}
+
+/// A row of a nested list: the detection, its sort key, and its parent as text.
+#[derive(Debug, QueryableByName)]
+pub struct Ranked {
+    #[diesel(embed)]
+    pub listed: Listed,
+    #[diesel(sql_type = Text)]
+    parent_key: String,
+}
+
+/// One page per parent of the detections matching `filter`, in one statement. Keys of
+/// the map: a case id or an actor, as text.
+pub async fn pages_by_parent(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    parents: &Parents,
+    filter: &DetectionFilter,
+    order: DetectionOrder,
+    request: &PageRequest,
+) -> QueryResult<std::collections::HashMap<String, Page<Listed>>> {
+    let (from, parent) = parents.source();
+    let key = order.field.key_sql();
+    let mut inner = Sql::new(&format!(" FROM {from}"));
+    push_filter(&mut inner, tenant, filter);
+    parents.push_condition(&mut inner, parent);
+    page::push_after(&mut inner, key, "detections.id", order.direction, request);
+    let sort_text = if order.field == DetectionOrderField::RuleName { key } else { "NULL::text" };
+    let select = format!("detections.*, {sort_text} AS sort_text");
+    let sql = page::window(inner, &select, parent, key, "detections.id", order.direction, request);
+    let rows: Vec<Ranked> = sql.into_query().load(conn).await?;
+    let rows = rows.into_iter().map(|r| (r.parent_key, r.listed)).collect();
+    Ok(page::pages_by_parent(rows, request))
+}
+
+/// A count per parent.
+#[derive(Debug, QueryableByName)]
+struct ParentCount {
+    #[diesel(sql_type = Text)]
+    parent_key: String,
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// How many detections match `filter` per parent, in one statement.
+pub async fn counts_by_parent(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    parents: &Parents,
+    filter: &DetectionFilter,
+) -> QueryResult<std::collections::HashMap<String, i64>> {
+    let (from, parent) = parents.source();
+    let mut sql =
+        Sql::new(&format!("SELECT ({parent})::text AS parent_key, count(*) AS count FROM {from}"));
+    push_filter(&mut sql, tenant, filter);
+    parents.push_condition(&mut sql, parent);
+    sql.push(&format!(" GROUP BY {parent}"));
+    let rows: Vec<ParentCount> = sql.into_query().load(conn).await?;
+    Ok(rows.into_iter().map(|r| (r.parent_key, r.count)).collect())
 }
 
 /// How many of the tenant's detections match `filter`.
