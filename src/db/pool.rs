@@ -7,7 +7,9 @@ use std::time::Duration;
 use diesel::connection::InstrumentationEvent;
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl,
-    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool,
+    },
 };
 use futures_util::FutureExt;
 
@@ -37,6 +39,9 @@ pub fn build_counting(
     statements: Option<Arc<AtomicU64>>,
 ) -> anyhow::Result<DbPool> {
     let mut config = ManagerConfig::default();
+    // No test query on every checkout (it doubled the statements of a request); a dead
+    // connection fails its first statement and is then dropped by the pool.
+    config.recycling_method = RecyclingMethod::Fast;
     let timeout_ms = statement_timeout.as_millis();
     config.custom_setup = Box::new(move |url| {
         let statements = statements.clone();
