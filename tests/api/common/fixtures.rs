@@ -67,9 +67,8 @@ impl TestApp {
 
     /// Creates a case as `token` and returns it with [`CASE_FIELDS`] (fails the test on errors).
     pub async fn create_case(&self, token: &str, input: Value) -> Value {
-        let body = self
-            .mutate(token, "createCase", input, &format!("case {{ {CASE_FIELDS} }}"))
-            .await;
+        let body =
+            self.mutate(token, "createCase", input, &format!("case {{ {CASE_FIELDS} }}")).await;
         assert!(body.get("errors").is_none(), "createCase failed: {body}");
         body["data"]["createCase"]["case"].clone()
     }

@@ -232,7 +232,12 @@ impl TestApp {
 
     /// Runs one operation and returns its body with the number of SQL statements the
     /// server ran for it (nothing else may use this app's pool meanwhile).
-    pub async fn graphql_counting(&self, token: &str, query: &str, variables: Value) -> (Value, u64) {
+    pub async fn graphql_counting(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> (Value, u64) {
         let before = AtomicU64::load(&self.statements, Ordering::SeqCst);
         let (status, body) = self.graphql(token, query, variables).await;
         assert_eq!(status, 200, "{body}");
