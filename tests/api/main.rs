@@ -12,6 +12,7 @@ mod graphiql;
 mod http_rules;
 mod nodes;
 mod process;
+mod retention;
 mod roles;
 mod schema_file;
 mod subjects;
