@@ -251,9 +251,17 @@ pub async fn ingest(
         let stored = detections::insert_new(conn, &rows).await?;
         let tenant =
             tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
-        let auto_cases = if tenant.auto_case_enabled {
-            let min = Severity::from_rank(tenant.auto_case_min_severity).unwrap_or(Severity::High);
-            file_auto_cases(conn, &tenant, min, &stored).await?
+        let min = Severity::from_rank(tenant.auto_case_min_severity).unwrap_or(Severity::High);
+        let candidates: Vec<&Detection> = stored
+            .iter()
+            .filter(|d| d.severity() >= min && d.source().allowed_in_self_managed())
+            .collect();
+        let auto_cases = if tenant.auto_case_enabled && !candidates.is_empty() {
+            // Filed under the tenant's lock: concurrent ingestions file one after the
+            // other, and lock the tenant before any case, as case creation does.
+            let tenant =
+                tenants::lock(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
+            file_auto_cases(conn, &tenant, &candidates).await?
         } else {
             Vec::new()
         };
@@ -280,16 +288,16 @@ pub async fn ingest(
     .await
 }
 
-/// Puts every new detection at or above `min` (of a source self-managed cases take) into
-/// the open automatic case of its rule and device created today (UTC), or a new one.
+/// Puts each candidate (a new detection at or above the policy's severity, of a source
+/// self-managed cases take) into the open automatic case of its rule and device created
+/// today (UTC), or a new one.
 async fn file_auto_cases(
     conn: &mut AsyncPgConnection,
     tenant: &tenants::Tenant,
-    min: Severity,
-    stored: &[Detection],
+    candidates: &[&Detection],
 ) -> AppResult<Vec<Case>> {
     let mut groups: Vec<((String, String), Vec<&Detection>)> = Vec::new();
-    for d in stored.iter().filter(|d| d.severity() >= min && d.source().allowed_in_self_managed()) {
+    for &d in candidates {
         let key = (d.rule_name.clone(), d.device_hostname.clone().unwrap_or_default());
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(d),
@@ -301,7 +309,7 @@ async fn file_auto_cases(
     for ((rule, device), members) in groups {
         for chunk in members.chunks(cases::MAX_DETECTIONS as usize) {
             let ids: Vec<DetectionId> = chunk.iter().map(|d| d.id).collect();
-            let highest = chunk.iter().map(|d| d.severity()).max().unwrap_or(min);
+            let highest = chunk.iter().map(|d| d.severity()).max().unwrap_or(Severity::High);
             let open = cases::find_open_auto_case(conn, tenant.id, &rule, &device, now).await?;
             let (case, created) = match open.filter(|c| {
                 i64::from(c.detection_count) + ids.len() as i64 <= cases::MAX_DETECTIONS

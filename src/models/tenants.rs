@@ -154,3 +154,9 @@ pub async fn take_case_number(conn: &mut AsyncPgConnection, id: TenantId) -> Que
         .await?;
     Ok(next - 1)
 }
+
+/// Locks the tenant's row for the rest of the transaction and returns it. Transactions
+/// that lock the tenant and cases lock the tenant first, so they cannot deadlock.
+pub async fn lock(conn: &mut AsyncPgConnection, id: TenantId) -> QueryResult<Option<Tenant>> {
+    tenants::table.find(id).select(Tenant::as_select()).for_update().first(conn).await.optional()
+}
