@@ -14,12 +14,11 @@ use crate::models::enums::CaseKind;
 use crate::models::ids::{CaseId, DetectionId};
 use crate::models::links;
 
-/// The tenant's detections among `ids` (duplicates ignored), refusing ids that do not
-/// exist and detections a case of `kind` may not hold.
-pub(crate) async fn load_for_case(
+/// The tenant's detections with these ids (duplicates ignored); `NOT_FOUND` when one
+/// does not exist.
+async fn find_all(
     conn: &mut AsyncPgConnection,
     viewer: &Viewer,
-    kind: CaseKind,
     ids: &[DetectionId],
 ) -> AppResult<Vec<Detection>> {
     if ids.is_empty() {
@@ -32,6 +31,18 @@ pub(crate) async fn load_for_case(
     if found.len() != unique.len() {
         return Err(AppError::NotFound("detection"));
     }
+    Ok(found)
+}
+
+/// The tenant's detections among `ids` (duplicates ignored), refusing ids that do not
+/// exist and detections a case of `kind` may not hold.
+pub(crate) async fn load_for_case(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    kind: CaseKind,
+    ids: &[DetectionId],
+) -> AppResult<Vec<Detection>> {
+    let found = find_all(conn, viewer, ids).await?;
     if kind == CaseKind::SelfManaged
         && let Some(managed) = found.iter().find(|d| !d.source().allowed_in_self_managed())
     {
@@ -109,13 +120,8 @@ pub async fn remove(
     conn.transaction(async |conn| {
         let case = lock(conn, &viewer, case_id).await?;
         check_editable(&viewer, &case)?;
-        let mut unique = ids.clone();
-        unique.sort();
-        unique.dedup();
-        let found = detections::find_many(conn, viewer.tenant_id, &unique).await?;
-        if found.len() != unique.len() {
-            return Err(AppError::NotFound("detection"));
-        }
+        let found = find_all(conn, &viewer, &ids).await?;
+        let unique: Vec<DetectionId> = found.iter().map(|d| d.id).collect();
         if links::remove(conn, case.id, &unique).await? == 0 {
             return Ok(case);
         }

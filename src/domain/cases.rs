@@ -90,6 +90,17 @@ async fn assignee_sort(
     Ok(user.display_name.to_lowercase())
 }
 
+/// The subject's sort key ("" for none), after checking the subject exists.
+async fn subject_sort(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    subject: Option<SubjectId>,
+) -> AppResult<String> {
+    let Some(id) = subject else { return Ok(String::new()) };
+    let found = subjects::find_many(conn, viewer.tenant_id, &[id]).await?;
+    found.first().map(|s| s.key()).ok_or(AppError::NotFound("subject"))
+}
+
 fn check_status_for_create(status: CaseStatus) -> AppResult<()> {
     if matches!(status, CaseStatus::New | CaseStatus::Investigating) {
         Ok(())
@@ -138,14 +149,7 @@ pub async fn create(
             Some(id) => assignee_sort(conn, &viewer, id).await?,
             None => String::new(),
         };
-        let subject_sort = match input.subject {
-            Some(id) => subjects::find_many(conn, viewer.tenant_id, &[id])
-                .await?
-                .first()
-                .map(|s| s.key())
-                .ok_or(AppError::NotFound("subject"))?,
-            None => String::new(),
-        };
+        let subject_sort = subject_sort(conn, &viewer, input.subject).await?;
         if cases::name_taken(conn, viewer.tenant_id, &name, None).await? {
             return Err(name_taken(&name));
         }
@@ -427,14 +431,7 @@ pub async fn set_subject(
         access::require_self_managed(case.kind(), "subject")?;
         access::check_role(&viewer, CaseAction::Edit, &case)?;
         access::check_open(&case)?;
-        let sort = match subject {
-            Some(id) => subjects::find_many(conn, viewer.tenant_id, &[id])
-                .await?
-                .first()
-                .map(|s| s.key())
-                .ok_or(AppError::NotFound("subject"))?,
-            None => String::new(),
-        };
+        let sort = subject_sort(conn, &viewer, subject).await?;
         if case.subject_id == subject {
             return Ok(case);
         }
