@@ -1,6 +1,7 @@
 //! The GraphQL schema: roots merged from one module per domain, limits, and the
 //! per-request context (viewer and loaders). Knows nothing of HTTP.
 
+pub mod batching;
 pub mod cases;
 pub mod detections;
 pub mod ids;
@@ -65,11 +66,16 @@ pub fn sdl() -> String {
     build(None, &Limits::default()).sdl()
 }
 
-/// What every operation of one request (or one WebSocket connection) can reach.
-pub fn request_data(db: &DbPool, viewer: Viewer) -> async_graphql::Data {
+/// What every operation of one request (or one WebSocket connection) can reach. With a
+/// gate, the loaders batch by resolution pass (run the execution with [`batching::Gate::run`]).
+pub fn request_data(
+    db: &DbPool,
+    viewer: Viewer,
+    gate: Option<std::sync::Arc<batching::Gate>>,
+) -> async_graphql::Data {
     let mut data = async_graphql::Data::default();
     data.insert(viewer);
-    data.insert(Loaders::new(db.clone(), viewer.tenant_id));
+    data.insert(Loaders::new(db.clone(), viewer.tenant_id, gate));
     data
 }
 

@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, BAD_REQUEST};
+use crate::graphql::batching::Gate;
 use crate::graphql::request_data;
 use crate::http::RequestId;
 use crate::http::metrics::{OperationType, Outcome};
@@ -283,8 +284,9 @@ async fn run(
         return (request_error_status, body);
     }
 
-    request.data = request_data(&state.db, viewer);
-    let response = state.schema.execute(request).await;
+    let gate = Gate::new();
+    request.data = request_data(&state.db, viewer, Some(gate.clone()));
+    let response = gate.run(state.schema.execute(request)).await;
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());

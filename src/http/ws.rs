@@ -117,7 +117,8 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
         }
         let _ = sink.close().await;
     };
-    let data = request_data(&state.db, viewer);
+    // Operations of a socket share its data, so there is no one execution to gate.
+    let data = request_data(&state.db, viewer, None);
     let graphql = GraphQLWebSocket::new_with_pair(out_tx, checked, state.schema.clone(), protocol)
         .with_data(data)
         .on_connection_init(|_| async { Ok(async_graphql::Data::default()) })
