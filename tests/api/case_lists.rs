@@ -618,7 +618,21 @@ async fn a_list_runs_the_same_few_statements_for_five_cases_or_a_hundred() {
     println!("cases list: {hundred} SQL statements for 100 cases, {five} for 5");
     assert_eq!(hundred, five, "statements must not grow with the page size");
     assert!(hundred <= 6, "{hundred} statements for one list page");
+
+    // Connections and aggregates nested under every case and subject of a page too.
+    let hundred = statements_for(&app, NESTED_QUERY, json!({ "n": 100 })).await;
+    let five = statements_for(&app, NESTED_QUERY, json!({ "n": 5 })).await;
+    println!(
+        "cases and subjects with nested lists: {hundred} SQL statements for 100, {five} for 5"
+    );
+    assert_eq!(hundred, five, "nested lists must not grow with the page size");
 }
+
+const NESTED_QUERY: &str = "query($n: Int) { cases(first: $n) { nodes { number \
+     detections(first: 5) { totalCount nodes { ruleName subject { username } cases { totalCount } } } \
+     mitreSummary { tacticId } impactedEntities { name } } } \
+     subjects(first: $n) { nodes { username cases { totalCount nodes { number } } \
+     recentActivity { totalCount nodes { externalId } } riskSummary { low medium } } } }";
 
 const DETAIL_QUERY: &str = "query($n: Int) { case(number: $n) { name assignee { email } \
      subject { username } detections(first: 50) { totalCount nodes { ruleName subject { username } } } \
