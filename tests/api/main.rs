@@ -6,6 +6,7 @@ mod auth;
 mod bootstrap;
 mod case_lists;
 mod case_rules;
+mod database;
 mod detections;
 mod embedded;
 mod graphiql;
