@@ -152,7 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let tenant_id = TenantId(parse_id(Kind::Tenant, &tenant, "tenant")?);
             let email = email.trim().to_owned();
-            if !valid_email(&email) {
+            if !crate::domain::is_email(&email) {
                 bail!("--email must be an email address");
             }
             let display_name =
@@ -207,16 +207,6 @@ fn bounded_text(value: &str, flag: &str, max: usize) -> anyhow::Result<String> {
         bail!("{flag} must have 1 to {max} characters");
     }
     Ok(value.to_owned())
-}
-
-/// Basic shape check: one `@`, something on each side, no spaces, at most 254 characters.
-pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Opens the database as `serve` would (attaching to a running embedded cluster, or

@@ -80,6 +80,16 @@ impl AppError {
         AppError::Validation { field: field.into(), message: message.into() }
     }
 
+    /// The same error with `prefix` put before a validation error's field (`detections.3.`).
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            AppError::Validation { field, message } => {
+                AppError::Validation { field: format!("{prefix}{field}"), message }
+            }
+            other => other,
+        }
+    }
+
     pub fn code(&self) -> Code {
         match self {
             AppError::Unauthenticated => Code::Unauthenticated,

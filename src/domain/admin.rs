@@ -5,7 +5,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::auth::Viewer;
 use crate::domain::access;
-use crate::domain::subjects::looks_like_email;
+use crate::domain::{is_email, on_constraint, required_text};
 use crate::error::{AppError, AppResult, Code};
 use crate::models::enums::Severity;
 use crate::models::ids::{TokenId, UserId};
@@ -23,29 +23,24 @@ pub async fn create_user(
 ) -> AppResult<User> {
     viewer.require(access::ADMINISTER)?;
     let email = email.trim();
-    if !looks_like_email(email) {
+    if !is_email(email) {
         return Err(AppError::validation("email", "not an e-mail address"));
     }
-    let display_name = display_name.trim();
-    if display_name.is_empty() || display_name.chars().count() > 200 {
-        return Err(AppError::validation("displayName", "a display name has 1–200 characters"));
-    }
+    let display_name = required_text(display_name, "displayName", 200)?;
     let new = NewUser {
         id: UserId::new(),
         tenant_id: viewer.tenant_id,
         email,
-        display_name,
+        display_name: &display_name,
         role: role.as_str(),
     };
     users::insert(conn, &new).await.map_err(|error| {
-        if users::is_email_taken(&error) {
+        on_constraint(error, users::EMAIL_UNIQUE, || {
             AppError::Rule(
                 Code::NameTaken,
                 format!("a user with the e-mail {email} exists already"),
             )
-        } else {
-            error.into()
-        }
+        })
     })
 }
 
@@ -58,16 +53,13 @@ pub async fn create_token(
     expires_at: Option<DateTime<Utc>>,
 ) -> AppResult<(TokenId, String)> {
     viewer.require(access::ADMINISTER)?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::validation("name", "a token name has 1–100 characters"));
-    }
+    let name = required_text(name, "name", 100)?;
     if expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(AppError::validation("expiresAt", "an expiry lies in the future"));
     }
     let owner =
         users::find(conn, viewer.tenant_id, user).await?.ok_or(AppError::NotFound("user"))?;
-    Ok(tokens::create(conn, &owner, name, expires_at).await?)
+    Ok(tokens::create(conn, &owner, &name, expires_at).await?)
 }
 
 /// Revokes a token: an admin any of the tenant's, anyone else only their own.

@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 
 use crate::auth::Viewer;
-use crate::domain::access;
+use crate::domain::{access, optional_text, required_text};
 use crate::error::{AppError, AppResult};
 use crate::models::cases::{self, Case, CaseChanges, NewCase, rules};
 use crate::models::detections::{self, Detection, MAX_INGEST, NewDetection, RAW_MAX_BYTES};
@@ -64,73 +64,44 @@ pub struct IngestOutcome {
     pub auto_cases: Vec<Case>,
 }
 
-/// Checks the text of a field: trimmed, `min`–`max` characters.
-fn text(value: &str, field: impl Fn() -> String, min: usize, max: usize) -> AppResult<String> {
-    let value = value.trim();
-    let length = value.chars().count();
-    if length < min || length > max {
-        let rule = if min > 0 { format!("{min}–{max}") } else { format!("at most {max}") };
-        return Err(AppError::validation(field(), format!("must have {rule} characters")));
-    }
-    Ok(value.to_owned())
-}
-
-fn optional(
-    value: Option<&str>,
-    field: impl Fn() -> String,
-    max: usize,
-) -> AppResult<Option<String>> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(v) => text(v, field, 0, max).map(Some),
-        None => Ok(None),
-    }
-}
-
-fn hex(value: Option<&str>, field: impl Fn() -> String, len: usize) -> AppResult<Option<String>> {
+fn hex(value: Option<&str>, field: &str, len: usize) -> AppResult<Option<String>> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
     if value.len() != len || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AppError::validation(field(), format!("must be {len} hexadecimal digits")));
+        return Err(AppError::validation(field, format!("must be {len} hexadecimal digits")));
     }
     Ok(Some(value.to_ascii_lowercase()))
 }
 
-/// Checks one draft and turns it into a row; `at` is its index in the input.
-fn check(
-    tenant: crate::models::ids::TenantId,
-    at: usize,
-    d: DetectionDraft,
-) -> AppResult<NewDetection> {
-    let f = |name: &str| {
-        let name = name.to_owned();
-        move || format!("detections.{at}.{name}")
-    };
+/// Checks one draft and turns it into a row. Validation errors name the draft's field;
+/// the caller puts the item's place in front.
+fn check(tenant: crate::models::ids::TenantId, d: DetectionDraft) -> AppResult<NewDetection> {
     if d.risk_score < 0 {
-        return Err(AppError::validation(f("riskScore")(), "riskScore must be 0 or more"));
+        return Err(AppError::validation("riskScore", "riskScore must be 0 or more"));
     }
     if d.risk_indicators.len() > 100 {
-        return Err(AppError::validation(f("riskIndicators")(), "at most 100 risk indicators"));
+        return Err(AppError::validation("riskIndicators", "at most 100 risk indicators"));
     }
     let mut indicators = Vec::with_capacity(d.risk_indicators.len());
     for (i, (name, weight)) in d.risk_indicators.iter().enumerate() {
-        let name = text(name, f(&format!("riskIndicators.{i}.name")), 1, 200)?;
+        let name = required_text(name, &format!("riskIndicators.{i}.name"), 200)?;
         if *weight < 0 {
             return Err(AppError::validation(
-                f(&format!("riskIndicators.{i}.weight"))(),
+                format!("riskIndicators.{i}.weight"),
                 "a weight is 0 or more",
             ));
         }
         indicators.push(json!({ "name": name, "weight": weight }));
     }
     if d.mitre.len() > 100 {
-        return Err(AppError::validation(f("mitre")(), "at most 100 MITRE techniques"));
+        return Err(AppError::validation("mitre", "at most 100 MITRE techniques"));
     }
     let mut mitre = Vec::with_capacity(d.mitre.len());
     for (i, [tactic_id, tactic_name, technique_id, technique_name]) in d.mitre.iter().enumerate() {
         mitre.push(json!({
-            "tacticId": text(tactic_id, f(&format!("mitre.{i}.tacticId")), 1, 20)?,
-            "tacticName": text(tactic_name, f(&format!("mitre.{i}.tacticName")), 1, 200)?,
-            "techniqueId": text(technique_id, f(&format!("mitre.{i}.techniqueId")), 1, 20)?,
-            "techniqueName": text(technique_name, f(&format!("mitre.{i}.techniqueName")), 1, 200)?,
+            "tacticId": required_text(tactic_id, &format!("mitre.{i}.tacticId"), 20)?,
+            "tacticName": required_text(tactic_name, &format!("mitre.{i}.tacticName"), 200)?,
+            "techniqueId": required_text(technique_id, &format!("mitre.{i}.techniqueId"), 20)?,
+            "techniqueName": required_text(technique_name, &format!("mitre.{i}.techniqueName"), 200)?,
         }));
     }
     let (device_id, device_hostname, device_type, device_ip) = match &d.device {
@@ -138,15 +109,15 @@ fn check(
             let ip = match device.ip.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                 Some(ip) => Some(
                     ip.parse::<IpAddr>()
-                        .map_err(|_| AppError::validation(f("device.ip")(), "not an IP address"))?
+                        .map_err(|_| AppError::validation("device.ip", "not an IP address"))?
                         .to_string(),
                 ),
                 None => None,
             };
             (
-                optional(device.id.as_deref(), f("device.id"), 200)?,
-                Some(text(&device.hostname, f("device.hostname"), 1, 255)?),
-                optional(device.device_type.as_deref(), f("device.type"), 100)?,
+                optional_text(device.id.as_deref(), "device.id", 200)?,
+                Some(required_text(&device.hostname, "device.hostname", 255)?),
+                optional_text(device.device_type.as_deref(), "device.type", 100)?,
                 ip,
             )
         }
@@ -162,7 +133,7 @@ fn check(
                         && size <= 9.0e15) =>
                 {
                     return Err(AppError::validation(
-                        f("file.size")(),
+                        "file.size",
                         "a size is a whole number of bytes",
                     ));
                 }
@@ -170,12 +141,12 @@ fn check(
                 None => None,
             };
             Some((
-                text(&file.name, f("file.name"), 1, 1000)?,
-                optional(file.path.as_deref(), f("file.path"), 4000)?,
+                required_text(&file.name, "file.name", 1000)?,
+                optional_text(file.path.as_deref(), "file.path", 4000)?,
                 size,
-                hex(file.sha256.as_deref(), f("file.sha256"), 64)?,
-                hex(file.md5.as_deref(), f("file.md5"), 32)?,
-                optional(file.mime_type.as_deref(), f("file.mimeType"), 255)?,
+                hex(file.sha256.as_deref(), "file.sha256", 64)?,
+                hex(file.md5.as_deref(), "file.md5", 32)?,
+                optional_text(file.mime_type.as_deref(), "file.mimeType", 255)?,
                 file.availability.unwrap_or(FileAvailability::NoFileAvailable),
             ))
         }
@@ -185,7 +156,7 @@ fn check(
         let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
         if size > RAW_MAX_BYTES {
             return Err(AppError::validation(
-                f("raw")(),
+                "raw",
                 format!("raw JSON has at most {RAW_MAX_BYTES} bytes (this has {size})"),
             ));
         }
@@ -198,10 +169,10 @@ fn check(
     Ok(NewDetection {
         id: DetectionId::new(),
         tenant_id: tenant,
-        external_id: text(&d.external_id, f("externalId"), 1, 200)?,
+        external_id: required_text(&d.external_id, "externalId", 200)?,
         source: d.source.as_str(),
-        rule_name: text(&d.rule_name, f("ruleName"), 1, 200)?,
-        description: optional(d.description.as_deref(), f("description"), 10_000)?,
+        rule_name: required_text(&d.rule_name, "ruleName", 200)?,
+        description: optional_text(d.description.as_deref(), "description", 10_000)?,
         observed_at: d.observed_at,
         risk_score: d.risk_score,
         risk_indicators: serde_json::Value::Array(indicators),
@@ -209,7 +180,7 @@ fn check(
         device_hostname,
         device_type,
         device_ip,
-        actor: optional(d.actor.as_deref(), f("actor"), 254)?,
+        actor: optional_text(d.actor.as_deref(), "actor", 254)?,
         mitre: serde_json::Value::Array(mitre),
         file_name,
         file_path,
@@ -239,7 +210,8 @@ pub async fn ingest(
     let mut rows: Vec<NewDetection> = Vec::with_capacity(total);
     let mut keys: Vec<(&'static str, String)> = Vec::with_capacity(total);
     for (at, draft) in drafts.into_iter().enumerate() {
-        let row = check(viewer.tenant_id, at, draft)?;
+        let row =
+            check(viewer.tenant_id, draft).map_err(|e| e.within(&format!("detections.{at}.")))?;
         let key = (row.source, row.external_id.clone());
         if !keys.contains(&key) {
             keys.push(key);
@@ -346,7 +318,7 @@ async fn create_auto_case(
     let number = tenants::take_case_number(conn, tenant.id).await?;
     let base = if device.is_empty() { rule.to_owned() } else { format!("{rule} on {device}") };
     let mut name = rules::name_from(&base, rules::NAME_MAX);
-    if name.is_empty() || cases::name_taken(conn, tenant.id, &name, None).await? {
+    if name.is_empty() || cases::name_taken(conn, tenant.id, &name).await? {
         let suffix = format!(" ({number})");
         let stem = rules::name_from(&base, rules::NAME_MAX - suffix.chars().count());
         name = if stem.is_empty() {

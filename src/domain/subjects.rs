@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::auth::Viewer;
-use crate::domain::access;
+use crate::domain::{access, is_email, optional_text};
 use crate::error::{AppError, AppResult};
 use crate::models::subjects::{self, Subject, SubjectChanges};
 
@@ -22,24 +22,9 @@ pub struct SubjectDraft {
     pub notes: Option<String>,
 }
 
-/// Whether `value` looks like an e-mail address (as usernames are).
-pub fn looks_like_email(value: &str) -> bool {
-    let Some((local, domain)) = value.rsplit_once('@') else { return false };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-        && (3..=254).contains(&value.len())
-}
-
+/// A profile field of an upsert: left alone when absent, cleared when blank.
 fn field(value: Option<String>, name: &str, max: usize) -> AppResult<Option<Option<String>>> {
-    let Some(value) = value else { return Ok(None) };
-    let value = value.trim().to_owned();
-    if value.chars().count() > max {
-        return Err(AppError::validation(name, format!("at most {max} characters")));
-    }
-    Ok(Some(Some(value).filter(|v| !v.is_empty())))
+    value.map(|v| optional_text(Some(&v), name, max)).transpose()
 }
 
 /// Creates the subject with this username or changes the one that exists.
@@ -50,12 +35,12 @@ pub async fn upsert(
 ) -> AppResult<Subject> {
     viewer.require(access::EDIT_SUBJECTS)?;
     let username = draft.username.trim().to_owned();
-    if !looks_like_email(&username) {
+    if !is_email(&username) {
         return Err(AppError::validation("username", "a subject's username is an e-mail address"));
     }
     let manager = field(draft.manager_username, "managerUsername", 254)?;
     if let Some(Some(manager)) = &manager
-        && !looks_like_email(manager)
+        && !is_email(manager)
     {
         return Err(AppError::validation("managerUsername", "a username is an e-mail address"));
     }

@@ -77,13 +77,21 @@ impl PageArgs {
 
 /// What `totalCount` counts; counted only when a client asks for it.
 pub enum Total {
+    /// Known already.
+    Known(i64),
+    /// A top-level list, counted with one statement.
+    List(ListCount),
+    /// Nested lists, counted for every parent of a batch at once.
+    NestedDetections(NestedDetections),
+    NestedCases(NestedCases),
+}
+
+/// The top-level lists and their filters.
+pub enum ListCount {
     Cases(TenantId, Box<CaseFilter>),
     Detections(TenantId, Box<DetectionFilter>),
     Subjects(TenantId, SubjectFilter),
     Users(TenantId, Option<bool>),
-    NestedDetections(NestedDetections),
-    NestedCases(NestedCases),
-    Known(i64),
 }
 
 /// The fields every connection has besides its edges.
@@ -103,24 +111,27 @@ impl ConnectionTotal {
                 let (_, loaders) = viewer_and_loaders(ctx)?;
                 loaders.nested_cases.load_one(CountOf(key.clone())).await?.unwrap_or(0)
             }
-            Total::Cases(tenant, filter) => {
+            Total::List(list) => {
                 let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
-                cases::list::count(&mut conn, *tenant, filter).await.map_err(AppError::from)?
-            }
-            Total::Detections(tenant, filter) => {
-                let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
-                detections::list::count(&mut conn, *tenant, filter).await.map_err(AppError::from)?
-            }
-            Total::Subjects(tenant, filter) => {
-                let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
-                subjects::count(&mut conn, *tenant, filter).await.map_err(AppError::from)?
-            }
-            Total::Users(tenant, assignable) => {
-                let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
-                users::count(&mut conn, *tenant, *assignable).await.map_err(AppError::from)?
+                count_in_database(&mut conn, list).await.map_err(AppError::from)?
             }
         };
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+}
+
+/// The count of a top-level list: one statement.
+async fn count_in_database(
+    conn: &mut diesel_async::AsyncPgConnection,
+    list: &ListCount,
+) -> diesel::QueryResult<i64> {
+    match list {
+        ListCount::Cases(tenant, filter) => cases::list::count(conn, *tenant, filter).await,
+        ListCount::Detections(tenant, filter) => {
+            detections::list::count(conn, *tenant, filter).await
+        }
+        ListCount::Subjects(tenant, filter) => subjects::count(conn, *tenant, filter).await,
+        ListCount::Users(tenant, assignable) => users::count(conn, *tenant, *assignable).await,
     }
 }
 

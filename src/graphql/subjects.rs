@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use crate::db::{DbPool, pool};
 use crate::domain::subjects::{self as ops, SubjectDraft};
 use crate::error::AppError;
-use crate::graphql::cases::inputs::CaseFilterInput;
+use crate::graphql::cases::inputs::{CaseFilterInput, filter_text};
 use crate::graphql::cases::{Case, RiskSummary};
 use crate::graphql::detections::{Detection, nested_connection};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::nested::{CaseSpec, DetectionParent, NestedCases};
-use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
+use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::scalars::Date;
 use crate::graphql::viewer_and_loaders;
 use crate::models::cases::list::CaseOrder;
@@ -197,16 +197,16 @@ impl SubjectQuery {
         let request = PageArgs::forward(first, after).request(subjects::decode_cursor)?;
         let filter = filter.unwrap_or_default();
         let filter = SubjectFilter {
-            username_contains: filter.username_contains,
-            department: filter.department,
-            watchlist: filter.watchlist,
+            username_contains: filter_text(filter.username_contains, "usernameContains")?,
+            department: filter_text(filter.department, "department")?,
+            watchlist: filter_text(filter.watchlist, "watchlist")?,
         };
         let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
         let page = subjects::page(&mut conn, viewer.tenant_id, &filter, &request)
             .await
             .map_err(AppError::from)?;
         drop(conn);
-        let total = Total::Subjects(viewer.tenant_id, filter);
+        let total = Total::List(ListCount::Subjects(viewer.tenant_id, filter));
         Ok(connection(page, &request, total, subjects::cursor, Subject))
     }
 }

@@ -7,7 +7,7 @@ use crate::db::{DbPool, pool};
 use crate::domain::admin;
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
+use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::viewer_and_loaders;
 use crate::models::ids::{TokenId, UserId};
 use crate::models::users::{self, Role};
@@ -76,7 +76,7 @@ impl UsersListQuery {
             .await
             .map_err(AppError::from)?;
         drop(conn);
-        let total = Total::Users(viewer.tenant_id, assignable);
+        let total = Total::List(ListCount::Users(viewer.tenant_id, assignable));
         Ok(connection(page, &request, total, users::cursor, User))
     }
 }

@@ -80,17 +80,6 @@ impl Case {
     pub fn resolution(&self) -> Option<Resolution> {
         self.resolution.as_deref().and_then(Resolution::parse)
     }
-
-    /// Linked detections per severity, most severe first.
-    pub fn risk_counts(&self) -> [(Severity, i32); 5] {
-        [
-            (Severity::Critical, self.risk_critical),
-            (Severity::High, self.risk_high),
-            (Severity::Medium, self.risk_medium),
-            (Severity::Low, self.risk_low),
-            (Severity::Informational, self.risk_informational),
-        ]
-    }
 }
 
 #[derive(Debug, Insertable)]
@@ -266,21 +255,15 @@ pub async fn lock_many(
         .await
 }
 
-/// Whether another case of the tenant already has this name, ignoring case.
+/// Whether a case of the tenant already has this name, ignoring case.
 pub async fn name_taken(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     name: &str,
-    except: Option<CaseId>,
 ) -> QueryResult<bool> {
     let lower = diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)");
-    let mut query = cases::table
-        .filter(cases::tenant_id.eq(tenant))
-        .filter(lower.eq(name.to_lowercase()))
-        .into_boxed();
-    if let Some(id) = except {
-        query = query.filter(cases::id.ne(id));
-    }
+    let query =
+        cases::table.filter(cases::tenant_id.eq(tenant)).filter(lower.eq(name.to_lowercase()));
     diesel::select(diesel::dsl::exists(query)).get_result(conn).await
 }
 
@@ -314,17 +297,6 @@ pub async fn find_open_auto_case(
 /// Deletes these cases (their detection links go with them).
 pub async fn delete_many(conn: &mut AsyncPgConnection, ids: &[CaseId]) -> QueryResult<usize> {
     diesel::delete(cases::table.filter(cases::id.eq_any(ids))).execute(conn).await
-}
-
-/// Whether a database error is the unique index on case names.
-pub fn is_name_taken(error: &diesel::result::Error) -> bool {
-    matches!(
-        error,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            info,
-        ) if info.constraint_name() == Some(NAME_KEY)
-    )
 }
 
 #[cfg(test)]

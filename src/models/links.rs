@@ -109,19 +109,6 @@ pub async fn cases_of(
         .await
 }
 
-/// Which of these detections any case holds.
-pub async fn held_among(
-    conn: &mut AsyncPgConnection,
-    ids: &[DetectionId],
-) -> QueryResult<Vec<DetectionId>> {
-    case_detections::table
-        .filter(case_detections::detection_id.eq_any(ids))
-        .select(case_detections::detection_id)
-        .distinct()
-        .load(conn)
-        .await
-}
-
 /// Every detection the cases hold.
 pub async fn detections_of(
     conn: &mut AsyncPgConnection,

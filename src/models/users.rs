@@ -130,6 +130,9 @@ pub async fn find_any(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<O
     users::table.find(id).select(User::as_select()).first(conn).await.optional()
 }
 
+/// The unique index on e-mail addresses within a tenant (ignoring case).
+pub const EMAIL_UNIQUE: &str = "users_tenant_email_key";
+
 /// The roles that can be assignees, as stored.
 const ASSIGNABLE_ROLES: [&str; 2] = ["ADMIN", "ANALYST"];
 
@@ -186,15 +189,4 @@ pub async fn count(
     push_filter(&mut sql, tenant, assignable);
     let row: Count = sql.into_query().get_result(conn).await?;
     Ok(row.count)
-}
-
-/// Whether a database error is the unique index on e-mail addresses.
-pub fn is_email_taken(error: &diesel::result::Error) -> bool {
-    matches!(
-        error,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            info,
-        ) if info.constraint_name() == Some("users_tenant_email_key")
-    )
 }

@@ -538,3 +538,60 @@ async fn a_detections_subject_is_the_subject_whose_username_is_its_actor() {
         assert_eq!(read_detection(&app, id, "subject { id }").await["subject"], Value::Null);
     }
 }
+
+#[tokio::test]
+async fn a_detection_ingested_again_is_not_filed_into_an_automatic_case_again() {
+    let app = TestApp::new().await;
+    let first = ingest(&app, vec![detection("again-1", 8)]).await;
+    let auto_id = first["autoCases"][0]["id"].as_str().expect("an automatic case").to_owned();
+    let again = ingest(&app, vec![detection("again-1", 8)]).await;
+    assert_eq!((&again["accepted"], &again["duplicates"]), (&json!(0), &json!(1)));
+    assert_eq!(again["autoCases"], json!([]), "{again}");
+    let case = read_case(&app, &auto_id, "detectionCount version").await;
+    assert_eq!(case, json!({ "detectionCount": 1, "version": 1 }));
+}
+
+#[tokio::test]
+async fn an_automatic_case_of_another_day_or_a_resolved_one_is_not_joined() {
+    let app = TestApp::new().await;
+    let first = ingest(&app, vec![detection("day-1", 8)]).await;
+    let yesterdays = first["autoCases"][0]["id"].as_str().expect("an automatic case").to_owned();
+    {
+        use diesel_async::RunQueryDsl;
+        let mut conn = app.conn().await;
+        diesel::sql_query("UPDATE cases SET created_at = created_at - interval '1 day'")
+            .execute(&mut conn)
+            .await
+            .expect("move the case to yesterday");
+    }
+    let today = ingest(&app, vec![detection("day-2", 8)]).await;
+    let todays = today["autoCases"][0]["id"].as_str().expect("a new automatic case").to_owned();
+    assert_ne!(todays, yesterdays, "a case created yesterday (UTC) is not joined");
+    assert_eq!(read_case(&app, &yesterdays, "detectionCount").await["detectionCount"], 1);
+
+    let resolved = app
+        .mutate(
+            &app.admin_token,
+            "resolveCase",
+            json!({ "id": todays, "resolution": "FALSE_POSITIVE" }),
+            "case { status }",
+        )
+        .await;
+    assert_eq!(resolved["data"]["resolveCase"]["case"]["status"], "RESOLVED", "{resolved}");
+    let later = ingest(&app, vec![detection("day-3", 8)]).await;
+    let latest = later["autoCases"][0]["id"].as_str().expect("another automatic case");
+    assert_ne!(latest, todays, "a resolved automatic case takes no more detections");
+    assert_eq!(read_case(&app, &todays, "detectionCount").await["detectionCount"], 1);
+}
+
+#[tokio::test]
+async fn an_automatic_case_whose_name_is_taken_gets_its_number_added() {
+    let app = TestApp::new().await;
+    let taken = app.case_named("Suspicious PowerShell on laptop-1").await;
+    let body = ingest(&app, vec![detection("named-1", 8)]).await;
+    let auto =
+        read_case(&app, body["autoCases"][0]["id"].as_str().expect("id"), "name number").await;
+    let number = auto["number"].as_i64().expect("number");
+    assert_ne!(Some(number), taken["number"].as_i64());
+    assert_eq!(auto["name"], json!(format!("Suspicious PowerShell on laptop-1 ({number})")));
+}

@@ -18,4 +18,5 @@ mod roles;
 mod schema_file;
 mod subjects;
 mod tenancy;
+mod users;
 mod websocket;

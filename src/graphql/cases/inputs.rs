@@ -36,9 +36,10 @@ pub struct CaseFilterInput {
 }
 
 /// Longest text a text filter takes.
-const FILTER_TEXT_MAX: usize = 200;
+const FILTER_TEXT_MAX: usize = 255;
 
-fn filter_text(value: Option<String>, field: &str) -> AppResult<Option<String>> {
+/// A text filter's value, or `VALIDATION_FAILED` on `field` when it is too long.
+pub(crate) fn filter_text(value: Option<String>, field: &str) -> AppResult<Option<String>> {
     match value {
         Some(text) if text.chars().count() > FILTER_TEXT_MAX => Err(AppError::validation(
             field,

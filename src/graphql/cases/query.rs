@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::graphql::cases::Case;
 use crate::graphql::cases::inputs::{CaseFilterInput, CaseOrderInput};
 use crate::graphql::ids::{self, Kind};
-use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
+use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::viewer_and_loaders;
 use crate::models::cases::{self, list::CaseFilter, list::CaseOrder};
 use crate::models::ids::CaseId;
@@ -77,6 +77,6 @@ pub async fn case_connection(
         .await
         .map_err(AppError::from)?;
     drop(conn);
-    let total = Total::Cases(viewer.tenant_id, Box::new(filter));
+    let total = Total::List(ListCount::Cases(viewer.tenant_id, Box::new(filter)));
     Ok(connection(page, &request, total, |c| order.cursor(c), Case))
 }

@@ -4,10 +4,11 @@ use async_graphql::{Context, ID, InputObject, Object};
 
 use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult};
+use crate::graphql::cases::inputs::filter_text;
 use crate::graphql::detections::Detection;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::nested::{DetectionParent, DetectionSpec, NestedDetections};
-use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
+use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::scalars::{DateTimeRange, OrderDirection};
 use crate::graphql::viewer_and_loaders;
 use crate::models::detections::list::{DetectionFilter, DetectionOrder, DetectionOrderField};
@@ -38,24 +39,14 @@ pub struct DetectionFilterInput {
 
 impl DetectionFilterInput {
     pub fn into_model(self) -> AppResult<DetectionFilter> {
-        for (value, field) in [
-            (&self.actor, "actor"),
-            (&self.device_hostname, "deviceHostname"),
-            (&self.rule_name, "ruleName"),
-            (&self.sha256, "sha256"),
-        ] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > 255) {
-                return Err(AppError::validation(field, format!("`{field}` is too long")));
-            }
-        }
         Ok(DetectionFilter {
             sources: self.source,
             min_severity: self.min_severity,
             observed_at: self.observed_at.into(),
-            actor: self.actor,
-            device_hostname: self.device_hostname,
-            rule_name: self.rule_name,
-            sha256: self.sha256,
+            actor: filter_text(self.actor, "actor")?,
+            device_hostname: filter_text(self.device_hostname, "deviceHostname")?,
+            rule_name: filter_text(self.rule_name, "ruleName")?,
+            sha256: filter_text(self.sha256, "sha256")?,
             in_case: self.in_case,
         })
     }
@@ -168,6 +159,6 @@ pub async fn list(
     .await
     .map_err(AppError::from)?;
     drop(conn);
-    let total = Total::Detections(viewer.tenant_id, Box::new(filter));
+    let total = Total::List(ListCount::Detections(viewer.tenant_id, Box::new(filter)));
     Ok(connection(page, &request, total, |row| order.cursor(row), |row| Detection(row.detection)))
 }
