@@ -52,7 +52,8 @@ async fn case_names_are_unique_per_tenant_ignoring_case_in_the_database_too() {
     .expect("query the catalog");
     let definition = indexes.into_iter().map(|n| n.name).next().unwrap_or_default();
     assert!(
-        definition.starts_with("CREATE UNIQUE INDEX") && definition.contains("lower(name)"),
+        definition.starts_with("CREATE UNIQUE INDEX")
+            && definition.contains("(tenant_id, name_key)"),
         "{definition}"
     );
 }
