@@ -9,6 +9,7 @@ mod case_rules;
 mod database;
 mod detections;
 mod embedded;
+mod folding;
 mod graphiql;
 mod http_rules;
 mod nodes;
