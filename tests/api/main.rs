@@ -12,6 +12,7 @@ mod embedded;
 mod folding;
 mod graphiql;
 mod http_rules;
+mod limits;
 mod nodes;
 mod process;
 mod retention;
