@@ -51,7 +51,7 @@ pub async fn rekey(url: &str) -> anyhow::Result<rekey::Rekeyed> {
     tokio::task::spawn_blocking(move || -> anyhow::Result<rekey::Rekeyed> {
         use diesel::Connection as _;
         let mut conn = Connection::establish(&url)?;
-        Ok(conn.transaction(|conn| rekey::run(conn))?)
+        Ok(conn.transaction(rekey::run)?)
     })
     .await?
 }
