@@ -15,6 +15,7 @@ mod http_rules;
 mod limits;
 mod nodes;
 mod process;
+mod rekey;
 mod retention;
 mod roles;
 mod schema_file;
