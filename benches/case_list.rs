@@ -191,19 +191,23 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 10,000 cases over 4 analysts and 50 subjects, 3 detections each, straight in SQL.
+/// 10,000 cases over 4 analysts and 50 subjects, 3 detections each, straight in SQL. The
+/// values are ASCII, so their lower-case forms (written here, and by `lower()` for the
+/// sort keys) are the keys casefile's fold (`models::fold`) makes.
 async fn seed(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
     let statements = [
-        "INSERT INTO users (id, tenant_id, email, display_name, role) \
-         SELECT gen_random_uuid(), t.id, 'analyst' || n || '@bench.test', 'Analyst ' || n, 'ANALYST' \
+        "INSERT INTO users (id, tenant_id, email, email_key, display_name, role) \
+         SELECT gen_random_uuid(), t.id, 'analyst' || n || '@bench.test', \
+           'analyst' || n || '@bench.test', 'Analyst ' || n, 'ANALYST' \
          FROM tenants t, generate_series(1, 4) n",
-        "INSERT INTO subjects (id, tenant_id, username, department) \
-         SELECT gen_random_uuid(), t.id, 'person' || n || '@bench.test', 'Dept ' || (n % 5) \
+        "INSERT INTO subjects (id, tenant_id, username, username_key, department, department_key) \
+         SELECT gen_random_uuid(), t.id, 'person' || n || '@bench.test', \
+           'person' || n || '@bench.test', 'Dept ' || (n % 5), 'dept ' || (n % 5) \
          FROM tenants t, generate_series(1, 50) n",
-        "INSERT INTO cases (id, tenant_id, number, kind, name, description, severity, status, \
+        "INSERT INTO cases (id, tenant_id, number, kind, name, name_key, description, severity, status, \
            assignee_id, assignee_sort, subject_id, subject_sort, created_by_id, last_modified_by_id, \
            created_at, updated_at, archive_at) \
-         SELECT gen_random_uuid(), t.id, n, 'SELF_MANAGED', 'Case ' || n, \
+         SELECT gen_random_uuid(), t.id, n, 'SELF_MANAGED', 'Case ' || n, 'case ' || n, \
            CASE WHEN n % 50 = 0 THEN 'cobalt beacon seen' ELSE 'routine' END, n % 6, \
            (ARRAY['NEW','INVESTIGATING','ON_HOLD','ACTION_REQUIRED'])[1 + n % 4], \
            a.id, lower(a.display_name), s.id, lower(s.username), a.id, a.id, \
@@ -214,11 +218,12 @@ async fn seed(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
                        ORDER BY email OFFSET n % 4 LIMIT 1) a ON true \
          JOIN LATERAL (SELECT id, username FROM subjects ORDER BY username OFFSET n % 50 LIMIT 1) s ON true",
         "UPDATE tenants SET next_case_number = 10001",
-        "INSERT INTO detections (id, tenant_id, external_id, source, rule_name, observed_at, risk_score, \
-           device_hostname, actor, mitre) \
+        "INSERT INTO detections (id, tenant_id, external_id, source, rule_name, rule_name_key, \
+           observed_at, risk_score, device_hostname, device_hostname_key, actor, actor_key, mitre) \
          SELECT md5(c.id::text || k)::uuid, c.tenant_id, c.number || '-' || k, 'XDR', 'Rule ' || (c.number % 40), \
-           now() - make_interval(hours => c.number % 500), (c.number + k) % 11, 'host-' || (c.number % 300), \
-           'person' || (c.number % 50) || '@bench.test', \
+           'rule ' || (c.number % 40), now() - make_interval(hours => c.number % 500), (c.number + k) % 11, \
+           'host-' || (c.number % 300), 'host-' || (c.number % 300), \
+           'person' || (c.number % 50) || '@bench.test', 'person' || (c.number % 50) || '@bench.test', \
            '[{\"tacticId\":\"TA0002\",\"tacticName\":\"Execution\",\"techniqueId\":\"T1059\",\"techniqueName\":\"Scripting\"}]' \
          FROM cases c, generate_series(1, 3) k",
         "INSERT INTO case_detections (case_id, detection_id, tenant_id) \

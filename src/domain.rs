@@ -33,7 +33,7 @@ pub fn is_email(value: &str) -> bool {
     !local.is_empty()
         && !domain.is_empty()
         && !domain.contains('@')
-        && (3..=254).contains(&value.len())
+        && (3..=254).contains(&value.chars().count())
         && !value.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 

@@ -4,9 +4,11 @@
 pub mod cases;
 pub mod detections;
 pub mod enums;
+pub mod fold;
 pub mod ids;
 pub mod links;
 pub mod page;
+pub mod rekey;
 pub mod sql;
 pub mod subjects;
 pub mod tenants;

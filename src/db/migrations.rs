@@ -1,22 +1,57 @@
-//! The diesel migrations in `migrations/`, embedded in the binary.
+//! The diesel migrations in `migrations/`, embedded in the binary, and the Rust steps
+//! that belong to a migration.
 
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel_async::{AsyncPgConnection, async_connection_wrapper::AsyncConnectionWrapper};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::models::rekey;
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The migration that adds the folded key columns: [`rekey::run`] runs in its
+/// transaction, right after its SQL, so the keys are exact as soon as it is recorded.
+const FOLDING_KEYS: &str = "20261130000003";
+
+type Connection = AsyncConnectionWrapper<AsyncPgConnection>;
 
 /// Applies every pending migration and returns how many ran.
 pub async fn run(url: &str) -> anyhow::Result<usize> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-        use diesel::Connection;
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
-        let applied = conn
-            .run_pending_migrations(MIGRATIONS)
+        use diesel::Connection as _;
+        let mut conn = Connection::establish(&url)?;
+        let pending = conn
+            .pending_migrations(MIGRATIONS)
             .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
-        Ok(applied.len())
+        for migration in &pending {
+            let version = migration.name().version().to_string().replace('-', "");
+            let applied = if version == FOLDING_KEYS {
+                conn.transaction(|conn| {
+                    conn.run_migration(migration.as_ref())?;
+                    let done = rekey::run(conn)?;
+                    tracing::info!(keys = done.keys, collisions = done.collisions, "re-keyed");
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                })
+            } else {
+                conn.run_migration(migration.as_ref()).map(|_| ())
+            };
+            applied.map_err(|e| anyhow::anyhow!("migration {version} failed: {e}"))?;
+        }
+        Ok(pending.len())
+    })
+    .await?
+}
+
+/// Re-keys every stored key with the folding rule (idempotent; the migration runner
+/// does it once, in the migration that added the keys). Returns what changed.
+pub async fn rekey(url: &str) -> anyhow::Result<rekey::Rekeyed> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<rekey::Rekeyed> {
+        use diesel::Connection as _;
+        let mut conn = Connection::establish(&url)?;
+        Ok(conn.transaction(rekey::run)?)
     })
     .await?
 }

@@ -100,6 +100,9 @@ diesel::table! {
         file_availability -> Nullable<Text>,
         file_content_stored -> Bool,
         raw -> Nullable<Jsonb>,
+        rule_name_key -> Text,
+        device_hostname_key -> Nullable<Text>,
+        actor_key -> Nullable<Text>,
     }
 }
 
@@ -118,6 +121,8 @@ diesel::table! {
         notes -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        username_key -> Text,
+        department_key -> Nullable<Text>,
     }
 }
 
@@ -132,6 +137,7 @@ diesel::table! {
         auto_case_enabled -> Bool,
         auto_case_min_severity -> Int2,
         next_case_number -> Int4,
+        name_key -> Text,
     }
 }
 
@@ -143,15 +149,12 @@ diesel::table! {
         display_name -> Text,
         role -> Text,
         created_at -> Timestamptz,
+        email_key -> Text,
     }
 }
 
 diesel::joinable!(api_tokens -> tenants (tenant_id));
-diesel::joinable!(api_tokens -> users (user_id));
-diesel::joinable!(case_detections -> cases (case_id));
-diesel::joinable!(case_detections -> detections (detection_id));
 diesel::joinable!(case_detections -> tenants (tenant_id));
-diesel::joinable!(cases -> subjects (subject_id));
 diesel::joinable!(cases -> tenants (tenant_id));
 diesel::joinable!(detections -> tenants (tenant_id));
 diesel::joinable!(subjects -> tenants (tenant_id));

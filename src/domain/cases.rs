@@ -9,6 +9,7 @@ use crate::domain::{case_detections, on_constraint};
 use crate::error::{AppError, AppResult, Code};
 use crate::models::cases::{self, Case, CaseChanges, NewCase, rules};
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
+use crate::models::fold::fold;
 use crate::models::ids::{CaseId, DetectionId, SubjectId, UserId};
 use crate::models::tenants::{self, License};
 use crate::models::{detections, links, subjects, users};
@@ -87,7 +88,7 @@ async fn assignee_sort(
             format!("a {} user cannot be an assignee: only ADMIN and ANALYST users can", user.role),
         ));
     }
-    Ok(user.display_name.to_lowercase())
+    Ok(fold(&user.display_name))
 }
 
 /// The subject's sort key ("" for none), after checking the subject exists.

@@ -138,9 +138,9 @@ impl Detection {
 
     /// The subject whose username is the actor, when there is one.
     async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Subject>> {
-        let Some(actor) = &self.0.actor else { return Ok(None) };
+        let Some(actor) = &self.0.actor_key else { return Ok(None) };
         let (_, loaders) = viewer_and_loaders(ctx)?;
-        Ok(loaders.subjects_by_username.load_one(actor.to_lowercase()).await?.map(Subject))
+        Ok(loaders.subjects_by_username.load_one(actor.clone()).await?.map(Subject))
     }
 
     async fn mitre(&self) -> Vec<MitreTechnique> {

@@ -125,7 +125,7 @@ impl Loader<TenantId> for TenantLoader {
     }
 }
 
-/// Subjects by username, lower case (a detection's actor).
+/// Subjects by username key (`models::fold`; a detection's `actor_key`).
 pub struct SubjectByUsernameLoader(Scope);
 
 impl Loader<String> for SubjectByUsernameLoader {
@@ -198,7 +198,7 @@ impl Loader<DetectionId> for DetectionCasesLoader {
 }
 
 /// A subject's detections of the last `days` days counted by severity rank (index 1–5).
-/// Keys: the username (lower case) and the number of days.
+/// Keys: the username key (`models::fold`) and the number of days.
 pub struct SubjectRiskLoader(Scope);
 
 impl Loader<(String, i32)> for SubjectRiskLoader {

@@ -20,7 +20,7 @@ use crate::models::page::{Page, PageRequest};
 pub enum DetectionParent {
     /// The detections a case holds.
     Case(CaseId),
-    /// The detections of an actor (lower-case username) in the last `days` days.
+    /// The detections of an actor (by username key, `models::fold`) in the last `days` days.
     Actor(String),
 }
 

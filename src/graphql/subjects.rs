@@ -16,6 +16,7 @@ use crate::graphql::scalars::Date;
 use crate::graphql::viewer_and_loaders;
 use crate::models::cases::list::CaseOrder;
 use crate::models::detections::list::{DetectionFilter, DetectionOrder};
+use crate::models::fold::fold;
 use crate::models::ids::SubjectId;
 use crate::models::page::Page;
 use crate::models::subjects::{self, SubjectFilter};
@@ -175,11 +176,9 @@ impl SubjectQuery {
                 let Some((Kind::Subject, uuid)) = ids::decode(&id) else { return Ok(None) };
                 Ok(loaders.subjects.load_one(SubjectId(uuid)).await?.map(Subject))
             }
-            (None, Some(username)) => Ok(loaders
-                .subjects_by_username
-                .load_one(username.trim().to_lowercase())
-                .await?
-                .map(Subject)),
+            (None, Some(username)) => {
+                Ok(loaders.subjects_by_username.load_one(fold(username.trim())).await?.map(Subject))
+            }
             _ => Err(AppError::validation("id", "give either `id` or `username`").into()),
         }
     }

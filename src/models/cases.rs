@@ -10,12 +10,13 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::cases;
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
+use crate::models::fold::fold;
 use crate::models::ids::{CaseId, SubjectId, TenantId, UserId};
 
 /// Most detections one case may hold.
 pub const MAX_DETECTIONS: i64 = 10_000;
 
-/// The unique index that keeps case names unique per tenant, ignoring case.
+/// The unique index on name keys that keeps case names unique per tenant, ignoring case.
 pub const NAME_KEY: &str = "cases_tenant_name_key";
 
 /// The columns of [`Case`], for statements written in SQL (the search vector stays behind).
@@ -144,12 +145,18 @@ impl CaseChanges {
     }
 }
 
+/// Stores a case with its name's key (unique per tenant: [`NAME_KEY`]).
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewCase<'_>) -> QueryResult<Case> {
     diesel::insert_into(cases::table)
-        .values(new)
+        .values((new, cases::name_key.eq(fold(new.name))))
         .returning(Case::as_returning())
         .get_result(conn)
         .await
+}
+
+/// The new name's key, when `changes` renames the case.
+fn name_key(changes: &CaseChanges) -> Option<diesel::dsl::Eq<cases::name_key, String>> {
+    changes.name.as_deref().map(|name| cases::name_key.eq(fold(name)))
 }
 
 /// Applies `changes`, bumps the version and records who changed the case and when.
@@ -162,6 +169,7 @@ pub async fn update(
     diesel::update(cases::table.find(id))
         .set((
             changes,
+            name_key(changes),
             cases::version.eq(cases::version + 1),
             cases::updated_at.eq(diesel::dsl::now),
             cases::last_modified_by_id.eq(by),
@@ -178,7 +186,7 @@ pub async fn apply(
     changes: &CaseChanges,
 ) -> QueryResult<Case> {
     diesel::update(cases::table.find(id))
-        .set(changes)
+        .set((changes, name_key(changes)))
         .returning(Case::as_returning())
         .get_result(conn)
         .await
@@ -261,9 +269,8 @@ pub async fn name_taken(
     tenant: TenantId,
     name: &str,
 ) -> QueryResult<bool> {
-    let lower = diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)");
     let query =
-        cases::table.filter(cases::tenant_id.eq(tenant)).filter(lower.eq(name.to_lowercase()));
+        cases::table.filter(cases::tenant_id.eq(tenant)).filter(cases::name_key.eq(fold(name)));
     diesel::select(diesel::dsl::exists(query)).get_result(conn).await
 }
 

@@ -10,6 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::detections;
 use crate::models::enums::{DetectionSource, FileAvailability, Severity};
+use crate::models::fold::{fold, fold_opt};
 use crate::models::ids::{DetectionId, TenantId};
 
 /// Most detections one `ingestDetections` call may carry.
@@ -46,6 +47,11 @@ pub struct Detection {
     pub file_availability: Option<String>,
     pub file_content_stored: bool,
     pub raw: Option<serde_json::Value>,
+    /// The keys (`models::fold`) of the rule name, hostname and actor: filters, the
+    /// rule-name order, and a subject's activity (`actor_key` = the username's key).
+    pub rule_name_key: String,
+    pub device_hostname_key: Option<String>,
+    pub actor_key: Option<String>,
 }
 
 impl Detection {
@@ -93,17 +99,28 @@ pub struct NewDetection {
     pub raw: Option<serde_json::Value>,
 }
 
-/// Stores the detections that are new; those whose (source, external id) the tenant
-/// already has are skipped. Returns the stored rows.
+/// Stores the detections that are new, with their keys; those whose (source, external
+/// id) the tenant already has are skipped. Returns the stored rows.
 pub async fn insert_new(
     conn: &mut AsyncPgConnection,
     rows: &[NewDetection],
 ) -> QueryResult<Vec<Detection>> {
     let mut stored = Vec::with_capacity(rows.len());
-    // 23 columns per row: stay below PostgreSQL's 65,535 bind parameters.
+    // 26 columns per row: stay below PostgreSQL's 65,535 bind parameters.
     for chunk in rows.chunks(2_000) {
+        let keyed: Vec<_> = chunk
+            .iter()
+            .map(|row| {
+                (
+                    row,
+                    detections::rule_name_key.eq(fold(&row.rule_name)),
+                    detections::device_hostname_key.eq(fold_opt(row.device_hostname.as_deref())),
+                    detections::actor_key.eq(fold_opt(row.actor.as_deref())),
+                )
+            })
+            .collect();
         let mut batch = diesel::insert_into(detections::table)
-            .values(chunk)
+            .values(keyed)
             .on_conflict_do_nothing()
             .returning(Detection::as_returning())
             .get_results(conn)

@@ -80,7 +80,11 @@ pub async fn counts_by_severity(
     case: CaseId,
 ) -> QueryResult<[i32; 6]> {
     let rows: Vec<(i16, i64)> = case_detections::table
-        .inner_join(detections::table)
+        .inner_join(
+            detections::table.on(detections::tenant_id
+                .eq(case_detections::tenant_id)
+                .and(detections::id.eq(case_detections::detection_id))),
+        )
         .filter(case_detections::case_id.eq(case))
         .group_by(detections::severity)
         .select((detections::severity, diesel::dsl::count_star()))

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::subjects;
+use crate::models::fold::{fold, fold_opt};
 use crate::models::ids::{SubjectId, TenantId};
 use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
 use crate::models::sql::{Bind, Count, Sql};
@@ -25,17 +26,23 @@ pub struct Subject {
     pub notes: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The username's key (`models::fold`): unique per tenant, lookups and the list order;
+    /// detections name the subject by the same key (`actor_key`).
+    pub username_key: String,
+    /// The department's key, for the department filter.
+    pub department_key: Option<String>,
 }
 
 impl Subject {
     /// The sort and lookup key of the username.
     pub fn key(&self) -> String {
-        self.username.to_lowercase()
+        self.username_key.clone()
     }
 }
 
-/// The profile fields of a subject: `None` leaves a field alone (on update) or unset.
-#[derive(Debug, Default, Clone, AsChangeset)]
+/// The profile fields of a subject: `None` leaves a field alone (on update) or unset
+/// (on insert).
+#[derive(Debug, Default, Clone, AsChangeset, Insertable)]
 #[diesel(table_name = subjects)]
 pub struct SubjectChanges {
     pub display_name: Option<Option<String>>,
@@ -54,36 +61,40 @@ struct NewSubject<'a> {
     id: SubjectId,
     tenant_id: TenantId,
     username: &'a str,
+    username_key: String,
 }
 
-const USERNAME_KEY: &str = "lower(username) COLLATE \"C\"";
-
 /// Creates the subject with this username, or changes the one that exists (ignoring the
-/// username's case). Returns the subject and whether it was created.
+/// username's case), in one statement: concurrent first upserts of one username meet on
+/// the unique key and all get the same subject. Returns it and whether it was created.
 pub async fn upsert(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     username: &str,
     changes: &SubjectChanges,
 ) -> QueryResult<(Subject, bool)> {
-    let existing = find_by_username(conn, tenant, username).await?;
-    let (id, created) = match existing {
-        Some(subject) => (subject.id, false),
-        None => {
-            let id = SubjectId::new();
-            diesel::insert_into(subjects::table)
-                .values(NewSubject { id, tenant_id: tenant, username })
-                .execute(conn)
-                .await?;
-            (id, true)
-        }
+    let department_key = changes
+        .department
+        .as_ref()
+        .map(|department| subjects::department_key.eq(fold_opt(department.as_deref())));
+    let new = NewSubject {
+        id: SubjectId::new(),
+        tenant_id: tenant,
+        username,
+        username_key: fold(username),
     };
-    let subject = diesel::update(subjects::table.find(id))
-        .set((changes, subjects::updated_at.eq(diesel::dsl::now)))
-        .returning(Subject::as_returning())
+    diesel::insert_into(subjects::table)
+        .values((new, changes, department_key.clone()))
+        .on_conflict((subjects::tenant_id, subjects::username_key))
+        .do_update()
+        .set((changes, department_key, subjects::updated_at.eq(diesel::dsl::now)))
+        // xmax is 0 on a row this statement inserted, and set on one it updated.
+        .returning((
+            Subject::as_returning(),
+            diesel::dsl::sql::<diesel::sql_types::Bool>("xmax = 0"),
+        ))
         .get_result(conn)
-        .await?;
-    Ok((subject, created))
+        .await
 }
 
 /// The tenant's subject with this username, ignoring case.
@@ -92,26 +103,24 @@ pub async fn find_by_username(
     tenant: TenantId,
     username: &str,
 ) -> QueryResult<Option<Subject>> {
-    let key = diesel::dsl::sql::<diesel::sql_types::Text>(USERNAME_KEY);
     subjects::table
         .filter(subjects::tenant_id.eq(tenant))
-        .filter(key.eq(username.trim().to_lowercase()))
+        .filter(subjects::username_key.eq(fold(username.trim())))
         .select(Subject::as_select())
         .first(conn)
         .await
         .optional()
 }
 
-/// The tenant's subjects whose usernames are among `keys` (lower case), in one statement.
+/// The tenant's subjects whose username keys are among `keys`, in one statement.
 pub async fn find_by_usernames(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     keys: &[String],
 ) -> QueryResult<Vec<Subject>> {
-    let key = diesel::dsl::sql::<diesel::sql_types::Text>(USERNAME_KEY);
     subjects::table
         .filter(subjects::tenant_id.eq(tenant))
-        .filter(key.eq_any(keys))
+        .filter(subjects::username_key.eq_any(keys))
         .select(Subject::as_select())
         .load(conn)
         .await
@@ -141,12 +150,10 @@ pub struct SubjectFilter {
 fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &SubjectFilter) {
     sql.push(" WHERE tenant_id = ").bind(Bind::Uuid(tenant.0));
     if let Some(text) = &filter.username_contains {
-        sql.push(" AND strpos(lower(username), ")
-            .bind(Bind::Text(text.to_lowercase()))
-            .push(") > 0");
+        sql.push(" AND strpos(username_key, ").bind(Bind::Text(fold(text))).push(") > 0");
     }
     if let Some(department) = &filter.department {
-        sql.push(" AND lower(department) = ").bind(Bind::Text(department.trim().to_lowercase()));
+        sql.push(" AND department_key = ").bind(Bind::Text(fold(department.trim())));
     }
     if let Some(watchlist) = &filter.watchlist {
         sql.push(" AND watchlists @> ARRAY[")
@@ -174,7 +181,7 @@ pub async fn page(
 ) -> QueryResult<Page<Subject>> {
     let mut sql = Sql::new("SELECT * FROM subjects");
     push_filter(&mut sql, tenant, filter);
-    page::push_keyset(&mut sql, &format!("({USERNAME_KEY})"), "id", Direction::Asc, request);
+    page::push_keyset(&mut sql, "username_key", "id", Direction::Asc, request);
     let rows: Vec<Subject> = sql.into_query().load(conn).await?;
     Ok(Page::from_scan(rows, request))
 }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::tenants;
+use crate::models::fold::fold;
 use crate::models::ids::TenantId;
 
 /// A product license a tenant holds.
@@ -108,9 +109,10 @@ impl<'a> NewTenant<'a> {
     }
 }
 
+/// Stores a tenant with its name's key (names are unique ignoring case).
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewTenant<'_>) -> QueryResult<Tenant> {
     diesel::insert_into(tenants::table)
-        .values(new)
+        .values((new, tenants::name_key.eq(fold(new.name))))
         .returning(Tenant::as_returning())
         .get_result(conn)
         .await

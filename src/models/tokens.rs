@@ -93,7 +93,11 @@ pub async fn find_by_secret(
     secret: &str,
 ) -> QueryResult<Option<(ApiToken, User)>> {
     api_tokens::table
-        .inner_join(users::table)
+        .inner_join(
+            users::table.on(users::tenant_id
+                .eq(api_tokens::tenant_id)
+                .and(users::id.eq(api_tokens::user_id))),
+        )
         .filter(api_tokens::token_hash.eq(hash(secret)))
         .select((ApiToken::as_select(), User::as_select()))
         .first(conn)

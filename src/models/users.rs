@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::users;
+use crate::models::fold::fold;
 use crate::models::ids::{TenantId, UserId};
 use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
 use crate::models::sql::{Bind, Count, Sql};
@@ -71,6 +72,8 @@ pub struct User {
     pub display_name: String,
     pub role: String,
     pub created_at: DateTime<Utc>,
+    /// The e-mail's key (`models::fold`): unique per tenant, the list's order.
+    pub email_key: String,
 }
 
 impl User {
@@ -90,9 +93,10 @@ pub struct NewUser<'a> {
     pub role: &'static str,
 }
 
+/// Stores a user with its e-mail's key (unique per tenant: [`EMAIL_UNIQUE`]).
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> QueryResult<User> {
     diesel::insert_into(users::table)
-        .values(new)
+        .values((new, users::email_key.eq(fold(new.email))))
         .returning(User::as_returning())
         .get_result(conn)
         .await
@@ -130,7 +134,7 @@ pub async fn find_any(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<O
     users::table.find(id).select(User::as_select()).first(conn).await.optional()
 }
 
-/// The unique index on e-mail addresses within a tenant (ignoring case).
+/// The unique index on e-mail keys within a tenant (e-mails are unique ignoring case).
 pub const EMAIL_UNIQUE: &str = "users_tenant_email_key";
 
 /// The roles that can be assignees, as stored.
@@ -150,16 +154,10 @@ fn push_filter(sql: &mut Sql, tenant: TenantId, assignable: Option<bool>) {
     }
 }
 
-const EMAIL_KEY: &str = "(lower(email) COLLATE \"C\")";
-
 /// The cursor of a user in the list (ordered by email).
 pub fn cursor(user: &User) -> String {
-    Cursor {
-        order: "user".into(),
-        key: Key::Text(user.email.to_lowercase()),
-        tie: Tie::Id(user.id.0),
-    }
-    .encode()
+    Cursor { order: "user".into(), key: Key::Text(user.email_key.clone()), tie: Tie::Id(user.id.0) }
+        .encode()
 }
 
 pub fn decode_cursor(text: &str) -> Option<Cursor> {
@@ -175,7 +173,7 @@ pub async fn page(
 ) -> QueryResult<Page<User>> {
     let mut sql = Sql::new("SELECT * FROM users");
     push_filter(&mut sql, tenant, assignable);
-    page::push_keyset(&mut sql, EMAIL_KEY, "id", Direction::Asc, request);
+    page::push_keyset(&mut sql, "email_key", "id", Direction::Asc, request);
     let rows: Vec<User> = sql.into_query().load(conn).await?;
     Ok(Page::from_scan(rows, request))
 }

@@ -304,3 +304,34 @@ async fn recent_activity_and_risk_summary_cover_the_subjects_detections_of_the_l
         json!({ "critical": 1, "high": 0, "medium": 1, "low": 1, "informational": 0, "highest": "CRITICAL" })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_upserts_of_one_username_all_succeed_with_one_subject() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    for round in 0..4 {
+        let spellings = [
+            format!("Race{round}.Äsa@example.test"),
+            format!("race{round}.äsa@example.test"),
+            format!("RACE{round}.ÄSA@EXAMPLE.TEST"),
+            format!("rAcE{round}.äSa@Example.Test"),
+        ];
+        let calls = (0..8).map(|i| {
+            let app = app.clone();
+            let username = spellings[i % spellings.len()].clone();
+            tokio::spawn(async move {
+                upsert_as(&app, &app.admin_token, json!({ "username": username, "title": "T" }))
+                    .await
+            })
+        });
+        let bodies = futures_util::future::join_all(calls).await;
+        let mut ids = std::collections::HashSet::new();
+        for body in bodies {
+            let body = body.expect("task");
+            assert!(body.get("errors").is_none(), "round {round}: {body}");
+            ids.insert(body["data"]["upsertSubject"]["subject"]["id"].clone());
+        }
+        assert_eq!(ids.len(), 1, "round {round}: one subject for every spelling: {ids:?}");
+    }
+    let data = query(&app, "{ subjects { totalCount } }", json!({})).await;
+    assert_eq!(data["subjects"]["totalCount"], 4);
+}

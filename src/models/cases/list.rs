@@ -6,6 +6,7 @@ use diesel::{QueryResult, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
+use crate::models::fold::fold;
 use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
 use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
 use crate::models::sql::{Bind, Count, Sql};
@@ -209,10 +210,10 @@ fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &CaseFilter) {
         (None, None) => {}
     }
     if let Some(username) = &filter.subject_username {
-        sql.push(" AND subject_sort = ").bind(Bind::Text(username.trim().to_lowercase()));
+        sql.push(" AND subject_sort = ").bind(Bind::Text(fold(username.trim())));
     }
     if let Some(text) = &filter.name_contains {
-        sql.push(" AND strpos(lower(name), ").bind(Bind::Text(text.to_lowercase())).push(") > 0");
+        sql.push(" AND strpos(name_key, ").bind(Bind::Text(fold(text))).push(") > 0");
     }
     if let Some(words) = filter.search.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
         sql.push(" AND search @@ plainto_tsquery('simple', ")

@@ -7,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::models::cases::list::{TimeRange, push_range};
 use crate::models::enums::{DetectionSource, Severity};
+use crate::models::fold::fold;
 use crate::models::ids::{CaseId, TenantId};
 use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
 use crate::models::sql::{Bind, Count, Sql};
@@ -46,7 +47,7 @@ impl DetectionOrderField {
             DetectionOrderField::ObservedAt => "detections.observed_at",
             DetectionOrderField::IngestedAt => "detections.ingested_at",
             DetectionOrderField::RiskScore => "detections.risk_score",
-            DetectionOrderField::RuleName => "(lower(detections.rule_name) COLLATE \"C\")",
+            DetectionOrderField::RuleName => "detections.rule_name_key",
         }
     }
 
@@ -122,18 +123,17 @@ fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &DetectionFilter) {
     }
     push_range(sql, "detections.observed_at", filter.observed_at);
     if let Some(actor) = &filter.actor {
-        sql.push(" AND lower(detections.actor) = ").bind(Bind::Text(actor.trim().to_lowercase()));
+        sql.push(" AND detections.actor_key = ").bind(Bind::Text(fold(actor.trim())));
     }
     if let Some(host) = &filter.device_hostname {
-        sql.push(" AND lower(detections.device_hostname) = ")
-            .bind(Bind::Text(host.trim().to_lowercase()));
+        sql.push(" AND detections.device_hostname_key = ").bind(Bind::Text(fold(host.trim())));
     }
     if let Some(rule) = &filter.rule_name {
-        sql.push(" AND lower(detections.rule_name) = ")
-            .bind(Bind::Text(rule.trim().to_lowercase()));
+        sql.push(" AND detections.rule_name_key = ").bind(Bind::Text(fold(rule.trim())));
     }
     if let Some(sha256) = &filter.sha256 {
-        sql.push(" AND detections.file_sha256 = ").bind(Bind::Text(sha256.trim().to_lowercase()));
+        sql.push(" AND detections.file_sha256 = ")
+            .bind(Bind::Text(sha256.trim().to_ascii_lowercase()));
     }
     let held =
         "EXISTS (SELECT 1 FROM case_detections held WHERE held.detection_id = detections.id)";
@@ -168,7 +168,7 @@ pub async fn page(
 }
 
 /// The parents of nested detection lists: cases (their detections) or actors (a
-/// subject's activity, by lower-case username).
+/// subject's activity, by username key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Parents {
     Cases(Vec<CaseId>),
@@ -183,7 +183,7 @@ impl Parents {
                 "detections JOIN case_detections cd ON cd.detection_id = detections.id",
                 "cd.case_id",
             ),
-            Parents::Actors(_) => ("detections", "lower(detections.actor)"),
+            Parents::Actors(_) => ("detections", "detections.actor_key"),
         }
     }
 
@@ -354,7 +354,7 @@ pub async fn impacted_entities(
 /// Detections of an actor counted by severity rank.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct ActorSeverityCount {
-    /// The actor, lower case.
+    /// The actor, folded key.
     #[diesel(sql_type = Text)]
     pub actor: String,
     #[diesel(sql_type = SmallInt)]
@@ -363,7 +363,7 @@ pub struct ActorSeverityCount {
     pub count: i64,
 }
 
-/// The detections of each of these actors (lower case) observed since `since`, counted
+/// The detections of each of these actors (folded key) observed since `since`, counted
 /// by severity, in one statement.
 pub async fn actor_severity_counts(
     conn: &mut AsyncPgConnection,
@@ -372,10 +372,10 @@ pub async fn actor_severity_counts(
     since: chrono::DateTime<chrono::Utc>,
 ) -> QueryResult<Vec<ActorSeverityCount>> {
     let mut sql = Sql::new(
-        "SELECT lower(actor) AS actor, severity, count(*) AS count FROM detections WHERE tenant_id = ",
+        "SELECT actor_key AS actor, severity, count(*) AS count FROM detections WHERE tenant_id = ",
     );
-    sql.bind(Bind::Uuid(tenant.0)).push(" AND lower(actor) = ANY(");
+    sql.bind(Bind::Uuid(tenant.0)).push(" AND actor_key = ANY(");
     sql.bind(Bind::Texts(actors.to_vec())).push(") AND observed_at >= ");
-    sql.bind(Bind::Time(since)).push(" GROUP BY lower(actor), severity");
+    sql.bind(Bind::Time(since)).push(" GROUP BY actor_key, severity");
     sql.into_query().load(conn).await
 }
