@@ -12,7 +12,7 @@ mod embedded;
 mod folding;
 mod graphiql;
 mod http_rules;
-mod limits;
+mod input_limits;
 mod nodes;
 mod process;
 mod rekey;
