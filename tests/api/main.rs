@@ -11,6 +11,7 @@ mod detections;
 mod embedded;
 mod graphiql;
 mod http_rules;
+mod limits;
 mod nodes;
 mod process;
 mod retention;
