@@ -68,6 +68,47 @@ async fn pages_within_pages_multiply_so_the_million_row_query_is_refused() {
 }
 
 #[tokio::test]
+async fn the_websocket_refuses_the_million_row_query_with_the_same_error() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = TestApp::new().await;
+    let mut request = app.ws_url().into_client_request().expect("request");
+    let protocol = "graphql-transport-ws".parse().expect("header");
+    request.headers_mut().insert("sec-websocket-protocol", protocol);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let authorization = format!("Bearer {}", app.admin_token);
+    for message in [
+        json!({ "type": "connection_init", "payload": { "authorization": authorization } }),
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": PAGES_IN_PAGES } }),
+    ] {
+        socket.send(Message::Text(message.to_string().into())).await.expect("send");
+    }
+    let mut replies = Vec::new();
+    while replies.len() < 2 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next()).await;
+        if let Ok(Some(Ok(Message::Text(text)))) = frame {
+            replies.push(serde_json::from_str::<Value>(&text).expect("json"));
+        } else {
+            panic!("no reply: {frame:?}");
+        }
+    }
+    assert_eq!(replies[0]["type"], "connection_ack");
+    // As `next` with the errors, or as `error` (either is the protocol's); nothing ran.
+    let payload = &replies[1]["payload"];
+    let errors = if payload.is_array() { payload } else { &payload["errors"] };
+    assert!(payload["data"].is_null(), "{}", replies[1]);
+    let extensions = &errors[0]["extensions"];
+    assert_eq!(
+        (&extensions["code"], &extensions["limit"], &extensions["cost"]),
+        (&json!("QUERY_TOO_COMPLEX"), &json!(25_000), &json!(1_020_202)),
+        "{}",
+        replies[1]
+    );
+}
+
+#[tokio::test]
 async fn the_cost_of_small_queries_is_pinned() {
     let meter = cost_meter().await;
     for (query, expected) in [
@@ -88,6 +129,12 @@ async fn the_cost_of_small_queries_is_pinned() {
         ("{ subject(username: \"a\") { watchlists } }", 2),
         // `nodes(ids:)` counts its ids.
         ("{ nodes(ids: [\"a\", \"b\", \"c\"]) { id } }", 1 + 3),
+        // The README's examples.
+        ("{ cases(first: 20) { totalCount nodes { number name } } }", 43),
+        (
+            "{ cases(first: 100) { nodes { number detections { nodes { id ruleName severity riskScore } } } } }",
+            20_302,
+        ),
         // Introspection counts 1 a field, unmultiplied.
         ("{ __typename __schema { types { name fields { name } } } }", 1 + 1 + 1 + 1 + 1 + 1),
     ] {
