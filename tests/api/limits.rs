@@ -222,6 +222,12 @@ async fn a_fragment_that_spreads_itself_is_refused_before_anything_walks_it() {
     assert_eq!((status, error_code(&body)), (400, Some("GRAPHQL_VALIDATION_FAILED")), "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("fragment `A` spreads itself"), "{body}");
+    // One that is never spread is left to validation, which refuses it at once.
+    let unused = "query { viewer { email } } fragment X on Query { ...X ...X }";
+    let started = Instant::now();
+    let (status, _, body) = post(&app, unused, json!({})).await;
+    assert_eq!((status, error_code(&body)), (400, Some("GRAPHQL_VALIDATION_FAILED")), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
