@@ -52,7 +52,7 @@ pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
 /// loaders are attached to each request by [`request_data`].
 ///
 /// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
-/// the parser's own bound of 64 nested selection sets stays the only structural limit.
+/// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
 pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_recursive_depth(64)

@@ -135,11 +135,11 @@ impl Shapes {
                         .into_iter()
                         .map(|field| {
                             let field = field.node;
-                            let (type_name, list) = unwrap(&field.ty.node);
+                            let (type_name, list) = named_type(&field.ty.node);
                             let list_argument = field
                                 .arguments
                                 .iter()
-                                .find(|argument| unwrap(&argument.node.ty.node).1)
+                                .find(|argument| named_type(&argument.node.ty.node).1)
                                 .map(|argument| argument.node.name.node.to_string());
                             (
                                 field.name.node.to_string(),
@@ -168,10 +168,10 @@ impl Shapes {
 }
 
 /// The named type inside a type's wrappers, and whether it is a list.
-fn unwrap(ty: &Type) -> (String, bool) {
+fn named_type(ty: &Type) -> (String, bool) {
     match &ty.base {
         BaseType::Named(name) => (name.to_string(), false),
-        BaseType::List(inner) => (unwrap(inner).0, true),
+        BaseType::List(inner) => (named_type(inner).0, true),
     }
 }
 
