@@ -53,15 +53,23 @@ pub struct ServeConfig {
     pub limits: Limits,
 }
 
+/// The default of `CASEFILE_MAX_DEPTH`.
+pub const DEFAULT_MAX_DEPTH: usize = 15;
+/// The default of `CASEFILE_MAX_COMPLEXITY`.
+pub const DEFAULT_MAX_COMPLEXITY: usize = 25_000;
+
 /// Limits the GraphQL endpoint enforces.
 #[derive(Debug, Clone, Args)]
 pub struct Limits {
-    /// Deepest selection nesting a query may have (GraphiQL's introspection query needs 13).
-    #[arg(long, env = "CASEFILE_MAX_DEPTH", default_value_t = 15)]
+    /// Deepest nesting of fields a query may have (introspection queries need 14 or 15).
+    #[arg(long, env = "CASEFILE_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH)]
     pub max_depth: usize,
 
-    /// Highest complexity score a query may have.
-    #[arg(long, env = "CASEFILE_MAX_COMPLEXITY", default_value_t = 5_000)]
+    /// Highest cost a query may have: 1 a field, and a list's items times their selection
+    /// (a connection's page size, see `graphql::limits::measure`). 25,000 lets a page of
+    /// 100 cases with 50 detections each of a few fields, a case page with 100
+    /// detections, and introspection through; three nested pages of 100 cost a million.
+    #[arg(long, env = "CASEFILE_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY)]
     pub max_complexity: usize,
 
     /// Most operations in one batched request.
@@ -75,7 +83,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_depth: 15, max_complexity: 5_000, max_batch: 10, max_body_bytes: 1024 * 1024 }
+        Self {
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_complexity: DEFAULT_MAX_COMPLEXITY,
+            max_batch: 10,
+            max_body_bytes: 1024 * 1024,
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod batching;
 pub mod cases;
 pub mod detections;
 pub mod ids;
+pub mod limits;
 pub mod loaders;
 pub mod nested;
 pub mod node;
@@ -49,12 +50,13 @@ pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
 /// loaders are attached to each request by [`request_data`].
+///
+/// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
+/// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
 pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
-        .limit_directives(32);
+        .extension(limits::QueryLimits::new(limits));
     if let Some(db) = db {
         builder = builder.data(db);
     }

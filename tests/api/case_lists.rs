@@ -580,7 +580,7 @@ async fn statements_for(app: &TestApp, query: &str, variables: Value) -> u64 {
     statements
 }
 
-const LIST_QUERY: &str = "query($n: Int) { cases(first: $n) { totalCount nodes { number \
+pub(crate) const LIST_QUERY: &str = "query($n: Int) { cases(first: $n) { totalCount nodes { number \
      assignee { email } subject { username } createdBy { email } detectionCount \
      riskSummary { high highest } } } }";
 
@@ -628,13 +628,13 @@ async fn a_list_runs_the_same_few_statements_for_five_cases_or_a_hundred() {
     assert_eq!(hundred, five, "nested lists must not grow with the page size");
 }
 
-const NESTED_QUERY: &str = "query($n: Int) { cases(first: $n) { nodes { number \
+pub(crate) const NESTED_QUERY: &str = "query($n: Int) { cases(first: $n) { nodes { number \
      detections(first: 5) { totalCount nodes { ruleName subject { username } cases { totalCount } } } \
      mitreSummary { tacticId } impactedEntities { name } } } \
      subjects(first: $n) { nodes { username cases { totalCount nodes { number } } \
      recentActivity { totalCount nodes { externalId } } riskSummary { low medium } } } }";
 
-const DETAIL_QUERY: &str = "query($n: Int) { case(number: $n) { name assignee { email } \
+pub(crate) const DETAIL_QUERY: &str = "query($n: Int) { case(number: $n) { name assignee { email } \
      subject { username } detections(first: 50) { totalCount nodes { ruleName subject { username } } } \
      mitreSummary { tacticId techniques { techniqueId count } } \
      impactedEntities { type name detectionCount } riskSummary { critical } } }";

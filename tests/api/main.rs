@@ -13,6 +13,7 @@ mod folding;
 mod graphiql;
 mod http_rules;
 mod input_limits;
+mod limits;
 mod nodes;
 mod process;
 mod rekey;

@@ -1,0 +1,177 @@
+//! The limits every operation is measured against before anything runs: cost (which
+//! counts pages, see [`measure`] for the rule), depth and directives per selection.
+//!
+//! Over a limit, the request fails with `QUERY_TOO_COMPLEX` and nothing executes. The
+//! error says what was measured and is coded where it is made:
+//! `extensions.code` is `QUERY_TOO_COMPLEX`, `extensions.measure` names the limit
+//! (`COST`, `DEPTH` or `DIRECTIVES`), `extensions.limit` is the limit and `extensions.cost`
+//! the operation's measured value of it (its cost, its depth, or the most directives on
+//! one selection). The same check runs on HTTP and on the WebSocket: it is a schema
+//! extension.
+
+pub mod measure;
+
+use std::sync::{Arc, OnceLock};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition};
+use async_graphql::{ErrorExtensions, Pos, Positioned, Request, ServerError, ServerResult};
+
+use crate::config::Limits;
+use crate::error::{AppError, Code, GRAPHQL_VALIDATION_FAILED};
+use measure::{Measures, NESTING_CEILING, Shapes, Unmeasurable};
+
+/// Most directives one field, fragment or operation may carry.
+pub const MAX_DIRECTIVES: usize = 32;
+
+/// Which limit an operation went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    Depth { limit: usize, depth: usize },
+    Directives { limit: usize, directives: usize },
+    Cost { limit: u64, cost: u64 },
+}
+
+impl Exceeded {
+    /// The first limit `measures` go over, checked in the order depth, directives, cost.
+    pub fn check(measures: Measures, limits: &Limits) -> Option<Exceeded> {
+        let max_cost = u64::try_from(limits.max_complexity).unwrap_or(u64::MAX);
+        if measures.depth > limits.max_depth {
+            Some(Exceeded::Depth { limit: limits.max_depth, depth: measures.depth })
+        } else if measures.directives > MAX_DIRECTIVES {
+            Some(Exceeded::Directives { limit: MAX_DIRECTIVES, directives: measures.directives })
+        } else if measures.cost > max_cost {
+            Some(Exceeded::Cost { limit: max_cost, cost: measures.cost })
+        } else {
+            None
+        }
+    }
+
+    /// The request error: coded, with the limit and the measured value.
+    pub fn into_server_error(self, pos: Pos) -> ServerError {
+        let (measure, limit, value, message) = match self {
+            Exceeded::Depth { limit, depth } => (
+                "DEPTH",
+                limit as u64,
+                depth as u64,
+                format!("the query nests fields {depth} deep, more than the limit of {limit}"),
+            ),
+            Exceeded::Directives { limit, directives } => (
+                "DIRECTIVES",
+                limit as u64,
+                directives as u64,
+                format!(
+                    "a selection carries {directives} directives, more than the limit of {limit}"
+                ),
+            ),
+            Exceeded::Cost { limit, cost } => (
+                "COST",
+                limit,
+                cost,
+                format!(
+                    "the query costs {cost}, more than the limit of {limit}: ask for smaller \
+                     pages (`first`/`last`) or fewer nested lists"
+                ),
+            ),
+        };
+        async_graphql::Error::from(AppError::Rule(Code::QueryTooComplex, message))
+            .extend_with(|_, extensions| {
+                extensions.set("measure", measure);
+                extensions.set("limit", limit);
+                extensions.set("cost", value);
+            })
+            .into_server_error(pos)
+    }
+}
+
+/// The schema extension that enforces [`Limits`]' depth and complexity on every operation.
+pub struct QueryLimits {
+    limits: Arc<Limits>,
+    shapes: Arc<OnceLock<Shapes>>,
+}
+
+impl QueryLimits {
+    pub fn new(limits: &Limits) -> Self {
+        Self { limits: Arc::new(limits.clone()), shapes: Arc::default() }
+    }
+}
+
+impl ExtensionFactory for QueryLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Check { limits: self.limits.clone(), shapes: self.shapes.clone() })
+    }
+}
+
+/// One request's check. It measures the document as soon as it is parsed, before
+/// anything else walks it: async-graphql's own checks and validation rules follow every
+/// fragment spread again and again, so a small document that spreads fragments into
+/// fragments (or into themselves) would keep them busy for hours. The measure visits each
+/// fragment once, is safe on an invalid document (an unknown field costs 1), and refuses
+/// fragment cycles itself; validation then refuses any other invalid document.
+struct Check {
+    limits: Arc<Limits>,
+    shapes: Arc<OnceLock<Shapes>>,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for Check {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let name = request.operation_name.clone();
+        let variables = std::mem::take(&mut request.variables);
+        // A document that does not parse fails with its parse error right after.
+        if let Ok(document) = request.parsed_query() {
+            let shapes = self.shapes.get_or_init(|| Shapes::from_sdl(&ctx.sdl()));
+            for operation in operations(document, name.as_deref()) {
+                let measured = measure::measure(shapes, document, &operation.node, &variables);
+                let refusal = match measured {
+                    Ok(measures) => Exceeded::check(measures, &self.limits),
+                    Err(Unmeasurable::TooDeep) => Some(Exceeded::Depth {
+                        limit: self.limits.max_depth,
+                        depth: NESTING_CEILING + 1,
+                    }),
+                    Err(Unmeasurable::Cycle(fragment)) => {
+                        return Err(cycle_error(&fragment, operation.pos));
+                    }
+                };
+                if let Some(exceeded) = refusal {
+                    return Err(exceeded.into_server_error(operation.pos));
+                }
+            }
+        }
+        request.variables = variables;
+        next.run(ctx, request).await
+    }
+}
+
+/// A fragment that spreads itself (directly or through others): invalid GraphQL.
+fn cycle_error(fragment: &str, pos: Pos) -> ServerError {
+    let message = format!("fragment `{fragment}` spreads itself");
+    async_graphql::Error::new(message)
+        .extend_with(|_, extensions| extensions.set("code", GRAPHQL_VALIDATION_FAILED))
+        .into_server_error(pos)
+}
+
+/// The operations a request may run: the one named, or the only one; every operation
+/// when the name selects none (the request fails after validation then).
+fn operations<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Vec<&'a Positioned<OperationDefinition>> {
+    let all: Vec<_> = document.operations.iter().collect();
+    let chosen = match name {
+        Some(name) => all.iter().find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None if all.len() == 1 => all.first(),
+        None => None,
+    };
+    match chosen {
+        Some((_, operation)) => vec![*operation],
+        None => all.into_iter().map(|(_, operation)| operation).collect(),
+    }
+}
