@@ -4,10 +4,12 @@
 pub mod batching;
 pub mod cases;
 pub mod detections;
+pub mod errors;
 pub mod ids;
 pub mod loaders;
 pub mod nested;
 pub mod node;
+pub mod operation;
 pub mod pagination;
 pub mod scalars;
 pub mod subjects;
@@ -19,7 +21,7 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use crate::auth::Viewer;
 use crate::config::Limits;
 use crate::db::DbPool;
-use crate::error::AppError;
+use crate::error::{AppError, RequestId};
 
 pub use loaders::Loaders;
 
@@ -48,9 +50,12 @@ pub struct Mutation(
 pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
-/// loaders are attached to each request by [`request_data`].
+/// loaders are attached to each operation ([`request_data`], [`operation::PerOperation`]).
 pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        // First: its hooks wrap every other extension's, so it sees every error.
+        .extension(errors::ErrorCodes)
+        .extension(operation::PerOperation)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
@@ -66,16 +71,12 @@ pub fn sdl() -> String {
     build(None, &Limits::default()).sdl()
 }
 
-/// What every operation of one request (or one WebSocket connection) can reach. With a
-/// gate, the loaders batch by resolution pass (run the execution with [`batching::Gate::run`]).
-pub fn request_data(
-    db: &DbPool,
-    viewer: Viewer,
-    gate: Option<std::sync::Arc<batching::Gate>>,
-) -> async_graphql::Data {
+/// What a transport attaches to each operation: the viewer as it is now, and the id that
+/// `INTERNAL` errors carry. The loaders are added by [`operation::PerOperation`].
+pub fn request_data(viewer: Viewer, request_id: RequestId) -> async_graphql::Data {
     let mut data = async_graphql::Data::default();
     data.insert(viewer);
-    data.insert(Loaders::new(db.clone(), viewer.tenant_id, gate));
+    data.insert(request_id);
     data
 }
 
