@@ -10,6 +10,7 @@ pub mod loaders;
 pub mod nested;
 pub mod node;
 pub mod operation;
+pub mod order;
 pub mod pagination;
 pub mod scalars;
 pub mod subjects;
@@ -56,6 +57,7 @@ pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
         // First: its hooks wrap every other extension's, so it sees every error.
         .extension(errors::ErrorCodes)
         .extension(operation::PerOperation)
+        .extension(order::SelectionOrder)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)

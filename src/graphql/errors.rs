@@ -18,12 +18,15 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextRequest, NextValidation,
+    NextRequest, NextSubscribe, NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{
     Pos, Positioned, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::error::{
     AppError, Code, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, INTERNAL_MESSAGE, RequestId,
@@ -38,10 +41,11 @@ impl ExtensionFactory for ErrorCodes {
     }
 }
 
-/// The pipeline of one operation.
+/// The pipeline of one operation. Its state is shared with the response stream of a
+/// WebSocket operation, which async-graphql runs without the `request` hook.
 #[derive(Default)]
 struct Coding {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Default)]
@@ -61,28 +65,46 @@ struct Argument {
 
 impl Coding {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Gives every error of a finished response its code, and `INTERNAL` ones the request id.
+fn finish(mut response: Response, state: &mut State) -> Response {
+    let request_id = state.request_id.get_or_insert_with(|| RequestId::new().0).clone();
+    for error in &mut response.errors {
+        if code_of(error).is_none() {
+            let code = if state.executed {
+                execution_code(error, &state.arguments)
+            } else {
+                GRAPHQL_VALIDATION_FAILED
+            };
+            set_code(error, code);
+        }
+        with_request_id(error, &request_id);
+    }
+    response
 }
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for Coding {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        let mut state = self.state();
-        let request_id = state.request_id.get_or_insert_with(|| RequestId::new().0).clone();
-        for error in &mut response.errors {
-            if code_of(error).is_none() {
-                let code = if state.executed {
-                    execution_code(error, &state.arguments)
-                } else {
-                    GRAPHQL_VALIDATION_FAILED
-                };
-                set_code(error, code);
-            }
-            with_request_id(error, &request_id);
-        }
-        response
+        let response = next.run(ctx).await;
+        finish(response, &mut self.state())
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let state = self.state.clone();
+        next.run(ctx, stream).map(move |response| finish(response, &mut lock(&state))).boxed()
     }
 
     async fn prepare_request(
@@ -261,5 +283,71 @@ fn record(
         let argument = Argument { name: name.node.to_string(), variable };
         found.insert(name.pos, argument.clone());
         found.insert(value.pos, argument);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        /// Fails without a code, as a bug would.
+        async fn broken(&self) -> async_graphql::Result<i32> {
+            Err("connection refused at 10.0.0.1".into())
+        }
+
+        /// Doubles `n`.
+        async fn double(&self, n: i32) -> i32 {
+            n * 2
+        }
+    }
+
+    async fn run(query: &str, variables: serde_json::Value) -> Response {
+        let schema =
+            Schema::build(Query, EmptyMutation, EmptySubscription).extension(ErrorCodes).finish();
+        let request = Request::new(query)
+            .variables(Variables::from_json(variables))
+            .data(RequestId("request-1".to_owned()));
+        schema.execute(request).await
+    }
+
+    fn extension<'a>(response: &'a Response, name: &str) -> Option<&'a async_graphql::Value> {
+        response.errors.first()?.extensions.as_ref()?.get(name)
+    }
+
+    #[tokio::test]
+    async fn an_uncoded_execution_error_is_internal_with_its_request_id_and_without_its_cause() {
+        let response = run("{ broken }", serde_json::json!({})).await;
+        assert_eq!(response.errors[0].message, INTERNAL_MESSAGE);
+        assert_eq!(extension(&response, "code"), Some(&"INTERNAL".into()));
+        assert_eq!(extension(&response, "requestId"), Some(&"request-1".into()));
+    }
+
+    #[tokio::test]
+    async fn a_variable_that_does_not_fit_its_argument_is_bad_input_named_by_the_variable() {
+        let response =
+            run("query($count: Int!) { double(n: $count) }", serde_json::json!({ "count": "x" }))
+                .await;
+        assert_eq!(extension(&response, "code"), Some(&"VALIDATION_FAILED".into()));
+        assert_eq!(extension(&response, "field"), Some(&"count".into()));
+        assert_eq!(extension(&response, "requestId"), None);
+    }
+
+    #[tokio::test]
+    async fn document_errors_are_coded_by_the_stage_that_found_them() {
+        let cases = [
+            ("{ double(n: ", GRAPHQL_PARSE_FAILED),
+            ("{ double(n: \"x\") }", GRAPHQL_VALIDATION_FAILED),
+            ("{ triple(n: 1) }", GRAPHQL_VALIDATION_FAILED),
+            ("query A { double(n: 1) } query B { double(n: 2) }", GRAPHQL_VALIDATION_FAILED),
+        ];
+        for (query, code) in cases {
+            let response = run(query, serde_json::json!({})).await;
+            assert_eq!(extension(&response, "code"), Some(&code.into()), "{query}");
+        }
     }
 }
