@@ -21,7 +21,7 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
 use crate::auth::Viewer;
 use crate::config::Limits;
-use crate::db::DbPool;
+use crate::db::{DbConn, DbPool, pool};
 use crate::error::{AppError, RequestId};
 
 pub use loaders::Loaders;
@@ -80,6 +80,34 @@ pub fn request_data(viewer: Viewer, request_id: RequestId) -> async_graphql::Dat
     data.insert(viewer);
     data.insert(request_id);
     data
+}
+
+/// A connection for a resolver's own statement (a list page, a count). While it is out,
+/// the operation's loader fetches wait: the rows it brings may ask for the same loaders.
+pub async fn conn(ctx: &Context<'_>) -> async_graphql::Result<OperationConn> {
+    let hold = ctx.data::<Loaders>().ok().and_then(Loaders::hold);
+    let conn = pool::get(ctx.data::<DbPool>()?).await?;
+    Ok(OperationConn { conn, _hold: hold })
+}
+
+/// A connection taken by [`conn`].
+pub struct OperationConn {
+    conn: DbConn,
+    _hold: Option<batching::Hold>,
+}
+
+impl std::ops::Deref for OperationConn {
+    type Target = DbConn;
+
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for OperationConn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
 }
 
 /// The viewer and the loaders of the current request.

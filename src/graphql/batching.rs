@@ -34,6 +34,8 @@ struct State {
     woken: bool,
     /// Polls in a row that ended busy with tasks held.
     busy_polls: u32,
+    /// The operation's own statements in flight (see [`Gate::hold`]).
+    direct: usize,
     held: Vec<BoxFuture<'static, ()>>,
 }
 
@@ -58,20 +60,33 @@ impl Gate {
         }
     }
 
+    /// Marks a statement of the operation's own (a list, not a loader's batch) as in flight
+    /// until the mark is dropped. Held fetches wait for it: the rows it brings may ask for
+    /// more keys of the same loaders, which then join the same batch.
+    pub fn hold(self: &Arc<Self>) -> Hold {
+        self.state().direct += 1;
+        Hold(Arc::downgrade(self))
+    }
+
     /// Runs `future` (an operation's execution) with this gate.
     pub fn run<F: Future>(self: Arc<Self>, future: F) -> Gated<F> {
         Gated { inner: Box::pin(future), gate: self }
     }
 
-    /// Ends a poll; starts the held tasks when the operation is quiet, done, or has been
-    /// busy for too many polls in a row.
+    /// Ends a poll; starts the held tasks when the operation is quiet (it waits on them
+    /// alone), done, or has been busy for too many polls in a row.
     fn end_poll(&self, done: bool) {
         let held = {
             let mut state = self.state();
             state.polling = false;
-            if state.woken && !done && !state.held.is_empty() {
-                state.busy_polls += 1;
-                if state.busy_polls < MAX_BUSY_POLLS {
+            if !done && !state.held.is_empty() {
+                if state.woken {
+                    state.busy_polls += 1;
+                    if state.busy_polls < MAX_BUSY_POLLS {
+                        return;
+                    }
+                } else if state.direct > 0 {
+                    // Its own statements wake it when they end.
                     return;
                 }
             }
@@ -80,6 +95,18 @@ impl Gate {
         };
         for task in held {
             tokio::spawn(task);
+        }
+    }
+}
+
+/// A statement of the operation's own in flight; see [`Gate::hold`].
+pub struct Hold(Weak<Gate>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0.upgrade() {
+            let mut state = gate.state();
+            state.direct = state.direct.saturating_sub(1);
         }
     }
 }
@@ -199,6 +226,26 @@ mod tests {
         .delay(Duration::ZERO);
         resolve_page(&loader).await;
         assert!(batches.load(Ordering::SeqCst) > 1, "the page splits without the gate");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_asked_after_a_statement_of_the_operation_s_own_join_the_same_batch() {
+        let batches = Arc::new(AtomicUsize::new(0));
+        let gate = Gate::new();
+        let loader =
+            DataLoader::new(Counting(batches.clone()), spawner(&gate)).delay(Duration::ZERO);
+        let (loader, hold_gate) = (&loader, gate.clone());
+        // Two lists: one answers at once, the other after its own (slow) statement.
+        let fast = async move { loader.load_many(0..10u32).await.map(|m| m.len()) };
+        let slow = async move {
+            let hold = hold_gate.hold();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(hold);
+            loader.load_many(10..20u32).await.map(|m| m.len())
+        };
+        let (fast, slow) = gate.run(futures_util::future::join(fast, slow)).await;
+        assert_eq!((fast, slow), (Ok(10), Ok(10)));
+        assert_eq!(batches.load(Ordering::SeqCst), 1, "the keys of both lists in one batch");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

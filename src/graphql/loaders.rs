@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::db::{DbPool, pool};
 use crate::error::LoadError;
-use crate::graphql::batching::{Gate, spawner};
+use crate::graphql::batching::{Gate, Hold, spawner};
 use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader};
 use crate::models::detections::list::{EntityCount, TechniqueCount};
 use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
@@ -30,6 +30,7 @@ pub struct Loaders {
     pub subject_risk: DataLoader<SubjectRiskLoader>,
     pub nested_detections: DataLoader<NestedDetectionLoader>,
     pub nested_cases: DataLoader<NestedCaseLoader>,
+    gate: Weak<Gate>,
 }
 
 impl Loaders {
@@ -48,7 +49,13 @@ impl Loaders {
             subject_risk: loader(SubjectRiskLoader(scope.clone()), gate),
             nested_detections: loader(NestedDetectionLoader(scope.clone()), gate),
             nested_cases: loader(NestedCaseLoader(scope), gate),
+            gate: Arc::downgrade(gate),
         }
+    }
+
+    /// Marks a statement of the operation's own as in flight (see [`Gate::hold`]).
+    pub fn hold(&self) -> Option<Hold> {
+        self.gate.upgrade().map(|gate| gate.hold())
     }
 }
 
