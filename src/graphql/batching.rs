@@ -276,15 +276,11 @@ mod tests {
         let weak = Arc::downgrade(&gate);
         let inner = gate.clone();
         let mut operation = Box::pin(gate.run(async move {
-            let (tx, mut rx) = futures_channel::oneshot::channel::<()>();
-            // The held task owns the sender, whose receiver keeps the operation's waker.
-            inner.spawn(Box::pin(async move {
-                let _ = tx.send(());
-            }));
-            drop(inner);
-            // Busy at every poll: the task stays held.
+            // A held task that owns the operation's waker: gate, task and waker would
+            // form a cycle if the waker held the gate strongly and nothing dropped the task.
             std::future::poll_fn(move |cx| {
-                let _ = std::pin::Pin::new(&mut rx).poll(cx);
+                let waker = cx.waker().clone();
+                inner.spawn(Box::pin(async move { waker.wake() }));
                 cx.waker().wake_by_ref();
                 Poll::<()>::Pending
             })
