@@ -79,7 +79,7 @@ fn finish(mut response: Response, state: &mut State) -> Response {
     for error in &mut response.errors {
         if code_of(error).is_none() {
             let code = if state.executed {
-                execution_code(error, &state.arguments)
+                execution_code(error, &state.arguments, &request_id)
             } else {
                 GRAPHQL_VALIDATION_FAILED
             };
@@ -207,7 +207,11 @@ fn with_request_id(error: &mut ServerError, request_id: &str) {
 
 /// The code of an execution error that has none: an argument that failed to coerce
 /// (reported at its value's position) is bad input; anything else is internal.
-fn execution_code(error: &mut ServerError, arguments: &HashMap<Pos, Argument>) -> &'static str {
+fn execution_code(
+    error: &mut ServerError,
+    arguments: &HashMap<Pos, Argument>,
+    request_id: &str,
+) -> &'static str {
     let argument = error.locations.first().and_then(|pos| arguments.get(pos)).cloned();
     match argument {
         Some(argument) => {
@@ -216,7 +220,7 @@ fn execution_code(error: &mut ServerError, arguments: &HashMap<Pos, Argument>) -
             Code::ValidationFailed.as_str()
         }
         None => {
-            tracing::error!(error = %error.message, path = ?error.path, "uncoded error in execution");
+            tracing::error!(request_id, error = %error.message, path = ?error.path, "uncoded error in execution");
             error.message = INTERNAL_MESSAGE.to_owned();
             Code::Internal.as_str()
         }
