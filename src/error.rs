@@ -23,10 +23,35 @@ pub enum Code {
     UnsupportedForKind,
     ExportTooLarge,
     QueryTooComplex,
+    /// Over a rate limit (HTTP 429 with `Retry-After`).
+    RateLimited,
+    /// The database is unreachable or the pool exhausted (HTTP 503): try again later.
+    Unavailable,
     Internal,
 }
 
 impl Code {
+    /// The HTTP status of a response that answers with this code alone (DESIGN's table).
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::ValidationFailed | Code::QueryTooComplex => StatusCode::BAD_REQUEST,
+            Code::ExportTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::NameTaken
+            | Code::CaseClosed
+            | Code::CaseArchived
+            | Code::VersionConflict
+            | Code::LimitExceeded
+            | Code::LicenseRequired
+            | Code::UnsupportedForKind => StatusCode::CONFLICT,
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Code::Unauthenticated => "UNAUTHENTICATED",
@@ -42,15 +67,40 @@ impl Code {
             Code::UnsupportedForKind => "UNSUPPORTED_FOR_KIND",
             Code::ExportTooLarge => "EXPORT_TOO_LARGE",
             Code::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Code::RateLimited => "RATE_LIMITED",
+            Code::Unavailable => "UNAVAILABLE",
             Code::Internal => "INTERNAL",
         }
     }
 }
 
-/// Codes of errors about the GraphQL document itself, set by the HTTP layer.
+/// Codes of errors about the request or the GraphQL document itself.
 pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 pub const BAD_REQUEST: &str = "BAD_REQUEST";
+
+/// What a client reads instead of an internal error's cause.
+pub const INTERNAL_MESSAGE: &str = "internal error";
+/// What a client reads when the database cannot serve it.
+pub const UNAVAILABLE_MESSAGE: &str = "the database is unavailable: try again";
+
+/// The id of one request (or one WebSocket operation): in its log lines and in its
+/// `INTERNAL` errors' `extensions.requestId`, so a report can be matched to the log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        RequestId(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Everything that can go wrong in a request.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +117,9 @@ pub enum AppError {
     Rule(Code, String),
     #[error("the database is busy: try again")]
     PoolTimeout,
+    /// The database cannot be reached (the cause is logged, not shown).
+    #[error("the database is unavailable: try again")]
+    Unavailable(String),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
     #[error(transparent)]
@@ -97,23 +150,18 @@ impl AppError {
             AppError::NotFound(_) => Code::NotFound,
             AppError::Validation { .. } => Code::ValidationFailed,
             AppError::Rule(code, _) => *code,
-            AppError::PoolTimeout | AppError::Database(_) | AppError::Internal(_) => Code::Internal,
+            AppError::PoolTimeout | AppError::Unavailable(_) => Code::Unavailable,
+            AppError::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _,
+            )) => Code::Unavailable,
+            AppError::Database(_) | AppError::Internal(_) => Code::Internal,
         }
     }
 
     /// The HTTP status for endpoints that answer with this error alone.
     pub fn status(&self) -> StatusCode {
-        match self {
-            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Validation { .. } => StatusCode::BAD_REQUEST,
-            AppError::Rule(Code::ExportTooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Rule(Code::QueryTooComplex, _) => StatusCode::BAD_REQUEST,
-            AppError::Rule(..) => StatusCode::CONFLICT,
-            AppError::PoolTimeout => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     /// The message a client may read: internal causes are replaced and logged instead.
@@ -121,9 +169,13 @@ impl AppError {
         match self.code() {
             Code::Internal => {
                 tracing::error!(error = %self, detail = ?self, "internal error");
+                INTERNAL_MESSAGE.to_owned()
+            }
+            Code::Unavailable => {
+                tracing::warn!(error = %self, detail = ?self, "database unavailable");
                 match self {
                     AppError::PoolTimeout => self.to_string(),
-                    _ => "internal error".to_owned(),
+                    _ => UNAVAILABLE_MESSAGE.to_owned(),
                 }
             }
             _ => self.to_string(),
@@ -137,6 +189,10 @@ impl From<deadpool::managed::PoolError<diesel_async::pooled_connection::PoolErro
     ) -> Self {
         match error {
             deadpool::managed::PoolError::Timeout(_) => AppError::PoolTimeout,
+            // A new connection could not be made: the database is down or unreachable.
+            deadpool::managed::PoolError::Backend(cause) => {
+                AppError::Unavailable(format!("database connection: {cause}"))
+            }
             other => AppError::Internal(anyhow::anyhow!("database pool: {other}")),
         }
     }

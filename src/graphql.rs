@@ -4,11 +4,14 @@
 pub mod batching;
 pub mod cases;
 pub mod detections;
+pub mod errors;
 pub mod ids;
 pub mod limits;
 pub mod loaders;
 pub mod nested;
 pub mod node;
+pub mod operation;
+pub mod order;
 pub mod pagination;
 pub mod scalars;
 pub mod subjects;
@@ -19,8 +22,8 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
 use crate::auth::Viewer;
 use crate::config::Limits;
-use crate::db::DbPool;
-use crate::error::AppError;
+use crate::db::{DbConn, DbPool, pool};
+use crate::error::{AppError, RequestId};
 
 pub use loaders::Loaders;
 
@@ -49,12 +52,16 @@ pub struct Mutation(
 pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
-/// loaders are attached to each request by [`request_data`].
+/// loaders are attached to each operation ([`request_data`], [`operation::PerOperation`]).
 ///
 /// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
 /// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
 pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        // First: its hooks wrap every other extension's, so it sees every error.
+        .extension(errors::ErrorCodes)
+        .extension(operation::PerOperation)
+        .extension(order::SelectionOrder)
         .limit_recursive_depth(64)
         .extension(limits::QueryLimits::new(limits));
     if let Some(db) = db {
@@ -68,17 +75,41 @@ pub fn sdl() -> String {
     build(None, &Limits::default()).sdl()
 }
 
-/// What every operation of one request (or one WebSocket connection) can reach. With a
-/// gate, the loaders batch by resolution pass (run the execution with [`batching::Gate::run`]).
-pub fn request_data(
-    db: &DbPool,
-    viewer: Viewer,
-    gate: Option<std::sync::Arc<batching::Gate>>,
-) -> async_graphql::Data {
+/// What a transport attaches to each operation: the viewer as it is now, and the id that
+/// `INTERNAL` errors carry. The loaders are added by [`operation::PerOperation`].
+pub fn request_data(viewer: Viewer, request_id: RequestId) -> async_graphql::Data {
     let mut data = async_graphql::Data::default();
     data.insert(viewer);
-    data.insert(Loaders::new(db.clone(), viewer.tenant_id, gate));
+    data.insert(request_id);
     data
+}
+
+/// A connection for a resolver's own statement (a list page, a count). While it is out,
+/// the operation's loader fetches wait: the rows it brings may ask for the same loaders.
+pub async fn conn(ctx: &Context<'_>) -> async_graphql::Result<OperationConn> {
+    let hold = ctx.data::<Loaders>().ok().and_then(Loaders::hold);
+    let conn = pool::get(ctx.data::<DbPool>()?).await?;
+    Ok(OperationConn { conn, _hold: hold })
+}
+
+/// A connection taken by [`conn`].
+pub struct OperationConn {
+    conn: DbConn,
+    _hold: Option<batching::Hold>,
+}
+
+impl std::ops::Deref for OperationConn {
+    type Target = DbConn;
+
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for OperationConn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
 }
 
 /// The viewer and the loaders of the current request.

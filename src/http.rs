@@ -30,25 +30,20 @@ pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id
 
 /// The id of one HTTP request: in every log line of the request, in the `x-request-id`
 /// response header, and in `INTERNAL` errors, so a report can be matched to the log.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub use crate::error::RequestId;
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string())))
+        Ok(parts.extensions.get::<RequestId>().cloned().unwrap_or_default())
     }
 }
 
 /// Gives each request a fresh id (a client-sent one is not trusted), a tracing span, and
 /// echoes the id in the response.
 async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = RequestId(uuid::Uuid::new_v4().to_string());
+    let id = RequestId::new();
     request.extensions_mut().insert(id.clone());
     let span = tracing::info_span!("request", request_id = %id.0, method = %request.method(), path = %request.uri().path());
     let mut response = next.run(request).instrument(span).await;

@@ -4,19 +4,19 @@
 
 use std::collections::HashMap;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::db::{DbPool, pool};
 use crate::error::LoadError;
-use crate::graphql::batching::{Gate, spawner};
+use crate::graphql::batching::{Gate, Hold, spawner};
 use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader};
 use crate::models::detections::list::{EntityCount, TechniqueCount};
 use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
 use crate::models::{cases, detections, links, subjects, tenants, users};
 
-/// The loaders of one request.
+/// The loaders of one operation.
 pub struct Loaders {
     pub users: DataLoader<UserLoader>,
     pub tenants: DataLoader<TenantLoader>,
@@ -30,33 +30,39 @@ pub struct Loaders {
     pub subject_risk: DataLoader<SubjectRiskLoader>,
     pub nested_detections: DataLoader<NestedDetectionLoader>,
     pub nested_cases: DataLoader<NestedCaseLoader>,
+    gate: Weak<Gate>,
 }
 
 impl Loaders {
-    pub fn new(db: DbPool, tenant: TenantId, gate: Option<Arc<Gate>>) -> Self {
+    pub fn new(db: DbPool, tenant: TenantId, gate: &Arc<Gate>) -> Self {
         let scope = Scope { db, tenant };
         Self {
-            users: loader(UserLoader(scope.clone()), &gate),
-            tenants: loader(TenantLoader(scope.clone()), &gate),
-            cases: loader(CaseLoader(scope.clone()), &gate),
-            detections: loader(DetectionLoader(scope.clone()), &gate),
-            subjects: loader(SubjectLoader(scope.clone()), &gate),
-            subjects_by_username: loader(SubjectByUsernameLoader(scope.clone()), &gate),
-            mitre: loader(MitreLoader(scope.clone()), &gate),
-            entities: loader(EntityLoader(scope.clone()), &gate),
-            detection_cases: loader(DetectionCasesLoader(scope.clone()), &gate),
-            subject_risk: loader(SubjectRiskLoader(scope.clone()), &gate),
-            nested_detections: loader(NestedDetectionLoader(scope.clone()), &gate),
-            nested_cases: loader(NestedCaseLoader(scope), &gate),
+            users: loader(UserLoader(scope.clone()), gate),
+            tenants: loader(TenantLoader(scope.clone()), gate),
+            cases: loader(CaseLoader(scope.clone()), gate),
+            detections: loader(DetectionLoader(scope.clone()), gate),
+            subjects: loader(SubjectLoader(scope.clone()), gate),
+            subjects_by_username: loader(SubjectByUsernameLoader(scope.clone()), gate),
+            mitre: loader(MitreLoader(scope.clone()), gate),
+            entities: loader(EntityLoader(scope.clone()), gate),
+            detection_cases: loader(DetectionCasesLoader(scope.clone()), gate),
+            subject_risk: loader(SubjectRiskLoader(scope.clone()), gate),
+            nested_detections: loader(NestedDetectionLoader(scope.clone()), gate),
+            nested_cases: loader(NestedCaseLoader(scope), gate),
+            gate: Arc::downgrade(gate),
         }
+    }
+
+    /// Marks a statement of the operation's own as in flight (see [`Gate::hold`]).
+    pub fn hold(&self) -> Option<Hold> {
+        self.gate.upgrade().map(|gate| gate.hold())
     }
 }
 
-/// A loader of one request. Behind a gate, fetches start when the request is quiet, so
-/// they need no extra wait for keys; otherwise they collect keys for 1 ms.
-fn loader<T: Send + Sync + 'static>(fetch: T, gate: &Option<Arc<Gate>>) -> DataLoader<T> {
-    let loader = DataLoader::new(fetch, spawner(gate.clone()));
-    if gate.is_some() { loader.delay(std::time::Duration::ZERO) } else { loader }
+/// A loader of one operation. Behind its gate, fetches start when the operation is quiet,
+/// so they need no extra wait for keys.
+fn loader<T: Send + Sync + 'static>(fetch: T, gate: &Arc<Gate>) -> DataLoader<T> {
+    DataLoader::new(fetch, spawner(gate)).delay(std::time::Duration::ZERO)
 }
 
 /// What every loader needs: the pool and the tenant it is confined to.

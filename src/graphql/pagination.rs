@@ -4,7 +4,6 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, OutputType};
 
-use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult};
 use crate::graphql::nested::{CountOf, NestedCases, NestedDetections};
 use crate::graphql::viewer_and_loaders;
@@ -112,7 +111,7 @@ impl ConnectionTotal {
                 loaders.nested_cases.load_one(CountOf(key.clone())).await?.unwrap_or(0)
             }
             Total::List(list) => {
-                let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+                let mut conn = crate::graphql::conn(ctx).await?;
                 count_in_database(&mut conn, list).await.map_err(AppError::from)?
             }
         };

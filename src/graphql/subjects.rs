@@ -200,7 +200,7 @@ impl SubjectQuery {
             department: filter_text(filter.department, "department")?,
             watchlist: filter_text(filter.watchlist, "watchlist")?,
         };
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = crate::graphql::conn(ctx).await?;
         let page = subjects::page(&mut conn, viewer.tenant_id, &filter, &request)
             .await
             .map_err(AppError::from)?;

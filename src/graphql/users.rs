@@ -71,7 +71,7 @@ impl UsersListQuery {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
         let request = PageArgs::forward(first, after).request(users::decode_cursor)?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = crate::graphql::conn(ctx).await?;
         let page = users::page(&mut conn, viewer.tenant_id, assignable, &request)
             .await
             .map_err(AppError::from)?;

@@ -21,7 +21,6 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, BAD_REQUEST};
-use crate::graphql::batching::Gate;
 use crate::graphql::request_data;
 use crate::http::RequestId;
 use crate::http::metrics::{OperationType, Outcome};
@@ -31,7 +30,7 @@ mod params;
 mod response;
 
 use params::{check_content_type, params_from_json, params_from_query, read_body};
-use response::{Stage, error_body, finish, json_response};
+use response::{error_body, json_response};
 
 /// `GET /graphql?query=…&operationName=…&variables=…&extensions=…`
 pub async fn get(
@@ -129,7 +128,7 @@ pub async fn post(
                         .await;
                 results.push(body);
             }
-            json_response(StatusCode::OK, rt, &Value::Array(results))
+            json_response(StatusCode::OK, rt, &results)
         }
         other => match params_from_json(&other) {
             Ok(request) => {
@@ -239,26 +238,17 @@ async fn run(
     mut request: async_graphql::Request,
     method: Method,
     started: Instant,
-) -> (StatusCode, Value) {
+) -> (StatusCode, response::Body) {
     let request_error_status = match rt {
         ResponseType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
         ResponseType::Json => StatusCode::OK,
     };
     let operation_name = request.operation_name.clone();
-    let op = match request.parsed_query() {
-        Ok(doc) => selected_operation(doc, operation_name.as_deref()),
-        Err(error) => {
-            state.metrics.observe(
-                OperationType::Unknown,
-                Outcome::Rejected,
-                started.elapsed().as_secs_f64(),
-            );
-            let mut body = serde_json::to_value(async_graphql::Response::from_errors(vec![error]))
-                .unwrap_or_default();
-            finish(&mut body, Stage::Parse, request_id);
-            return (request_error_status, body);
-        }
-    };
+    // A document that does not parse runs into the schema's own parse error.
+    let op = request
+        .parsed_query()
+        .ok()
+        .and_then(|doc| selected_operation(doc, operation_name.as_deref()));
     let operation = match op {
         Some(GqlOp::Query) => OperationType::Query,
         Some(GqlOp::Mutation) => OperationType::Mutation,
@@ -284,9 +274,8 @@ async fn run(
         return (request_error_status, body);
     }
 
-    let gate = Gate::new();
-    request.data = request_data(&state.db, viewer, Some(gate.clone()));
-    let response = gate.run(state.schema.execute(request)).await;
+    request.data = request_data(viewer, request_id.clone());
+    let response = state.schema.execute(request).await;
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
@@ -307,13 +296,10 @@ async fn run(
         ms = (seconds * 1000.0).round(),
         "graphql request"
     );
-    let mut body = serde_json::to_value(&response).unwrap_or_default();
     if request_error {
-        finish(&mut body, Stage::Request, request_id);
-        (request_error_status, body)
+        (request_error_status, response::Body::request_error(response))
     } else {
-        finish(&mut body, Stage::Execution, request_id);
-        (StatusCode::OK, body)
+        (StatusCode::OK, response::Body::executed(response))
     }
 }
 

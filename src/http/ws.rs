@@ -3,20 +3,24 @@
 //! (`{"authorization": "Bearer …"}`); the connection is refused before anything runs
 //! unless it names a valid token.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_graphql::Executor;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
+use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt, stream};
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth;
-use crate::graphql::request_data;
+use crate::auth::{self, Viewer};
+use crate::error::{AppError, RequestId};
+use crate::graphql::{CasefileSchema, errors, request_data};
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,26 +87,35 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
         }
     };
     tracing::info!(user = %viewer.user_id, "websocket authenticated");
+    let operations =
+        Operations { schema: state.schema.clone(), viewer: Arc::new(Mutex::new(Ok(viewer))) };
 
     // Everything async-graphql sends goes through a channel, so that casefile can also close
     // the socket itself: when an operation starts after the token was revoked or expired.
     let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(16);
     let control = out_tx.clone();
+    // Each operation runs with the viewer as it is when it starts: the token is checked
+    // again (a revoked or expired one closes the socket) and the role read afresh.
     let db = state.db.clone();
+    let current = operations.viewer.clone();
     let checked = stream::once(async move { Ok(init_message) })
         .chain(stream)
         .then(move |message| {
             let db = db.clone();
             let authorization = authorization.clone();
             let mut control = control.clone();
+            let current = current.clone();
             async move {
                 let starts_operation =
                     matches!(&message, Ok(Message::Text(text)) if starts_operation(text));
-                if starts_operation
-                    && let Err(error) = auth::authenticate(&db, authorization.as_deref()).await
-                {
-                    let _ = refuse(&mut control, &error, legacy).await;
-                    return None;
+                if starts_operation {
+                    let viewer = auth::authenticate(&db, authorization.as_deref()).await;
+                    if let Err(error @ AppError::Unauthenticated) = &viewer {
+                        let _ = refuse(&mut control, error, legacy).await;
+                        return None;
+                    }
+                    // async-graphql starts the operation as soon as it reads this message.
+                    *lock(&current) = viewer.map_err(Arc::new);
                 }
                 Some(message)
             }
@@ -117,14 +130,50 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
         }
         let _ = sink.close().await;
     };
-    // Operations of a socket share its data, so there is no one execution to gate.
-    let data = request_data(&state.db, viewer, None);
-    let graphql = GraphQLWebSocket::new_with_pair(out_tx, checked, state.schema.clone(), protocol)
-        .with_data(data)
+    let graphql = GraphQLWebSocket::new_with_pair(out_tx, checked, operations, protocol)
         .on_connection_init(|_| async { Ok(async_graphql::Data::default()) })
         .keepalive_timeout(None)
         .serve();
     tokio::join!(graphql, forward);
+}
+
+/// Runs a socket's operations, each with the viewer read when it started and a request id
+/// of its own.
+#[derive(Clone)]
+struct Operations {
+    schema: CasefileSchema,
+    /// The viewer for the operation that starts next, or why there is none.
+    viewer: Arc<Mutex<Result<Viewer, Arc<AppError>>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Executor for Operations {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        self.schema.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        session_data: Option<Arc<async_graphql::Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        let request_id = RequestId::new();
+        let viewer = lock(&self.viewer).clone();
+        tracing::info!(request_id = %request_id.0, viewer = ?viewer.as_ref().map(|v| v.user_id), "websocket operation");
+        match viewer {
+            Ok(viewer) => {
+                request.data = request_data(viewer, request_id);
+                self.schema
+                    .execute_stream_with_session_data(request, session_data.unwrap_or_default())
+            }
+            Err(error) => {
+                stream::once(std::future::ready(errors::response(&error, &request_id))).boxed()
+            }
+        }
+    }
 }
 
 /// Whether a client message starts an operation (`subscribe`, or `start` in the legacy protocol).
@@ -139,11 +188,7 @@ fn starts_operation(text: &str) -> bool {
 
 /// Closes the socket because the token is not (or no longer) valid: 4403, after a
 /// `connection_error` message on the legacy protocol. Other failures close with 4500.
-async fn refuse<S>(
-    sink: &mut S,
-    error: &crate::error::AppError,
-    legacy: bool,
-) -> Result<(), S::Error>
+async fn refuse<S>(sink: &mut S, error: &AppError, legacy: bool) -> Result<(), S::Error>
 where
     S: futures_util::Sink<Message> + Unpin,
 {

@@ -571,12 +571,17 @@ async fn a_page_holds_fifty_cases_by_default() {
     assert_eq!(body["data"]["cases"]["pageInfo"]["hasNextPage"], false);
 }
 
-/// Runs `query` once (so the token's last-used write is behind us), then counts a second run.
+/// Runs `query` once (so the token's last-used write is behind us), then counts a second
+/// run; over the WebSocket too, which must run exactly the same statements.
 async fn statements_for(app: &TestApp, query: &str, variables: Value) -> u64 {
     let (body, _) = app.graphql_counting(&app.admin_token, query, variables.clone()).await;
     assert!(body.get("errors").is_none(), "{body}");
-    let (body, statements) = app.graphql_counting(&app.admin_token, query, variables).await;
+    let (body, statements) = app.graphql_counting(&app.admin_token, query, variables.clone()).await;
     assert!(body.get("errors").is_none(), "{body}");
+    let (response, over_ws) = app.ws_graphql_counting(&app.admin_token, query, variables).await;
+    assert!(response.get("errors").is_none(), "{response}");
+    assert_eq!(response["data"], body["data"], "the same answer over the WebSocket");
+    assert_eq!(over_ws, statements, "the same statements over the WebSocket as over HTTP");
     statements
 }
 
@@ -584,7 +589,7 @@ pub(crate) const LIST_QUERY: &str = "query($n: Int) { cases(first: $n) { totalCo
      assignee { email } subject { username } createdBy { email } detectionCount \
      riskSummary { high highest } } } }";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_runs_the_same_few_statements_for_five_cases_or_a_hundred() {
     let app = TestApp::new().await;
     let assignees = [
@@ -639,7 +644,7 @@ pub(crate) const DETAIL_QUERY: &str = "query($n: Int) { case(number: $n) { name 
      mitreSummary { tacticId techniques { techniqueId count } } \
      impactedEntities { type name detectionCount } riskSummary { critical } } }";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_page_runs_the_same_statements_for_two_detections_or_forty() {
     let app = TestApp::new().await;
     let assignee = analyst_named(&app, "Dee").await;

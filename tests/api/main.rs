@@ -22,5 +22,6 @@ mod roles;
 mod schema_file;
 mod subjects;
 mod tenancy;
+mod transports;
 mod users;
 mod websocket;

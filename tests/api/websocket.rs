@@ -1,48 +1,10 @@
 //! `/graphql/ws`: both subprotocols, and no operation without a valid token in `connection_init`.
 
-use std::time::Duration;
-
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::TestApp;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, protocol: &str) -> Socket {
-    let mut request = app.ws_url().into_client_request().expect("request");
-    request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
-    let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("connect");
-    assert_eq!(
-        response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
-        Some(protocol)
-    );
-    socket
-}
-
-async fn send(socket: &mut Socket, value: Value) {
-    socket.send(Message::Text(value.to_string().into())).await.expect("send");
-}
-
-/// The next message: a JSON text, or the close frame's code.
-async fn next(socket: &mut Socket) -> Result<Value, u16> {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the socket is open")
-            .expect("a frame");
-        match message {
-            Message::Text(text) => return Ok(serde_json::from_str(&text).expect("json")),
-            Message::Close(frame) => return Err(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
-            _ => continue,
-        }
-    }
-}
+use crate::common::ws::{connect, next, send};
 
 #[tokio::test]
 async fn graphql_transport_ws_runs_operations_after_a_valid_init() {

@@ -2,7 +2,6 @@
 
 use async_graphql::{Context, ID, Object};
 
-use crate::db::{DbPool, pool};
 use crate::error::AppError;
 use crate::graphql::cases::Case;
 use crate::graphql::cases::inputs::{CaseFilterInput, CaseOrderInput};
@@ -32,8 +31,7 @@ impl CaseQuery {
                 Ok(loaders.cases.load_one(CaseId(uuid)).await?.map(Case))
             }
             (None, Some(number)) => {
-                let db = ctx.data::<DbPool>()?;
-                let mut conn = pool::get(db).await?;
+                let mut conn = crate::graphql::conn(ctx).await?;
                 let case = cases::find_by_number(&mut conn, viewer.tenant_id, number)
                     .await
                     .map_err(AppError::from)?;
@@ -71,8 +69,7 @@ pub async fn case_connection(
     let (viewer, _) = viewer_and_loaders(ctx)?;
     viewer.require_read()?;
     let request = args.request(|text| order.decode_cursor(text))?;
-    let db = ctx.data::<DbPool>()?;
-    let mut conn = pool::get(db).await?;
+    let mut conn = crate::graphql::conn(ctx).await?;
     let page = cases::list::page(&mut conn, viewer.tenant_id, &filter, order, &request)
         .await
         .map_err(AppError::from)?;

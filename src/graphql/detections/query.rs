@@ -2,7 +2,6 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 
-use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult};
 use crate::graphql::cases::inputs::filter_text;
 use crate::graphql::detections::Detection;
@@ -148,7 +147,7 @@ pub async fn list(
     let (viewer, _) = viewer_and_loaders(ctx)?;
     viewer.require_read()?;
     let request = args.request(|text| order.decode_cursor(text))?;
-    let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+    let mut conn = crate::graphql::conn(ctx).await?;
     let page = crate::models::detections::list::page(
         &mut conn,
         viewer.tenant_id,

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub mod fixtures;
+pub mod ws;
 
 use casefile::auth::Viewer;
 use casefile::config::Limits;
@@ -163,12 +164,21 @@ impl TestApp {
     }
 
     pub async fn with_limits(limits: Limits) -> Self {
+        Self::build(limits, 8, Duration::from_secs(5)).await
+    }
+
+    /// The app with a pool of `size` connections that waits `wait` for one.
+    pub async fn with_pool(size: usize, wait: Duration) -> Self {
+        Self::build(Limits::default(), size, wait).await
+    }
+
+    async fn build(limits: Limits, pool_size: usize, pool_wait: Duration) -> Self {
         let database_url = fresh_database().await;
         let statements = Arc::new(AtomicU64::new(0));
         let db = pool::build_counting(
             &database_url,
-            8,
-            Duration::from_secs(5),
+            pool_size,
+            pool_wait,
             Duration::from_secs(30),
             Some(statements.clone()),
         )

@@ -1,0 +1,357 @@
+//! The one error pipeline of every transport: an extension of the schema gives each error
+//! its stable `extensions.code` from the stage that raised it, not from its message.
+//!
+//! - the document does not parse: `GRAPHQL_PARSE_FAILED`;
+//! - async-graphql's own limits (recursion depth, directives, depth, complexity):
+//!   `QUERY_TOO_COMPLEX`;
+//! - a variable's value does not fit its argument, or an argument does not coerce to its
+//!   type (a malformed `DateTime`, an unknown enum value): `VALIDATION_FAILED` + `field`;
+//! - any other document error (unknown field, unknown operation): `GRAPHQL_VALIDATION_FAILED`;
+//! - an execution error without a code: `INTERNAL`, its message replaced and its cause logged.
+//!
+//! Errors that already carry a code (every [`AppError`](crate::error::AppError), the cost
+//! limit's) keep it. Every `INTERNAL` error gets the operation's `requestId`.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest, NextSubscribe, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{
+    Pos, Positioned, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
+};
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+use crate::error::{
+    AppError, Code, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, INTERNAL_MESSAGE, RequestId,
+};
+
+/// Registers the error pipeline on a schema (`Schema::build(…).extension(ErrorCodes)`).
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Coding::default())
+    }
+}
+
+/// The pipeline of one operation. Its state is shared with the response stream of a
+/// WebSocket operation, which async-graphql runs without the `request` hook.
+#[derive(Default)]
+struct Coding {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    request_id: Option<String>,
+    /// Every argument of the document, by the positions of its name and of its value.
+    arguments: HashMap<Pos, Argument>,
+    executed: bool,
+}
+
+/// An argument in the document: its name, and the variable it takes its value from.
+#[derive(Clone)]
+struct Argument {
+    name: String,
+    variable: Option<String>,
+}
+
+impl Coding {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Gives every error of a finished response its code, and `INTERNAL` ones the request id.
+fn finish(mut response: Response, state: &mut State) -> Response {
+    let request_id = state.request_id.get_or_insert_with(|| RequestId::new().0).clone();
+    for error in &mut response.errors {
+        if code_of(error).is_none() {
+            let code = if state.executed {
+                execution_code(error, &state.arguments, &request_id)
+            } else {
+                GRAPHQL_VALIDATION_FAILED
+            };
+            set_code(error, code);
+        }
+        with_request_id(error, &request_id);
+    }
+    response
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for Coding {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let response = next.run(ctx).await;
+        finish(response, &mut self.state())
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let state = self.state.clone();
+        next.run(ctx, stream).map(move |response| finish(response, &mut lock(&state))).boxed()
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let request_id = request
+            .data
+            .get(&TypeId::of::<RequestId>())
+            .and_then(|data| data.downcast_ref::<RequestId>())
+            .map(|id| id.0.clone());
+        self.state().request_id = request_id;
+        // Parsed here (once: execution reuses the document), so that what fails later in
+        // async-graphql's parse step is one of its limits, never the syntax.
+        if let Err(mut error) = request.parsed_query() {
+            set_code(&mut error, GRAPHQL_PARSE_FAILED);
+            return Err(error);
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        match next.run(ctx, query, variables).await {
+            Ok(document) => {
+                self.state().arguments = arguments(&document);
+                Ok(document)
+            }
+            Err(mut error) => {
+                if code_of(&error).is_none() {
+                    set_code(&mut error, Code::QueryTooComplex.as_str());
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let mut errors = match next.run(ctx).await {
+            Ok(result) => return Ok(result),
+            Err(errors) => errors,
+        };
+        let state = self.state();
+        for error in &mut errors {
+            if code_of(error).is_some() {
+                continue;
+            }
+            let argument = error.locations.first().and_then(|pos| state.arguments.get(pos));
+            match argument {
+                // Rules report at a position; async-graphql's depth and complexity limits do not.
+                _ if error.locations.is_empty() => set_code(error, Code::QueryTooComplex.as_str()),
+                Some(Argument { variable: Some(variable), .. }) => {
+                    let variable = variable.clone();
+                    set_code(error, Code::ValidationFailed.as_str());
+                    error.extensions.get_or_insert_with(Default::default).set("field", variable);
+                }
+                _ => set_code(error, GRAPHQL_VALIDATION_FAILED),
+            }
+        }
+        Err(errors)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        self.state().executed = true;
+        next.run(ctx, operation_name).await
+    }
+}
+
+/// The response of an operation that could not start (its viewer could not be read).
+pub fn response(error: &AppError, request_id: &RequestId) -> Response {
+    let error = async_graphql::Error::from(error);
+    let mut error =
+        ServerError { extensions: error.extensions, ..ServerError::new(error.message, None) };
+    with_request_id(&mut error, &request_id.0);
+    Response::from_errors(vec![error])
+}
+
+/// Gives an `INTERNAL` error the id its cause is logged with.
+fn with_request_id(error: &mut ServerError, request_id: &str) {
+    if code_of(error) == Some(Code::Internal.as_str()) {
+        error.extensions.get_or_insert_with(Default::default).set("requestId", request_id);
+    }
+}
+
+/// The code of an execution error that has none: an argument that failed to coerce
+/// (reported at its value's position) is bad input; anything else is internal.
+fn execution_code(
+    error: &mut ServerError,
+    arguments: &HashMap<Pos, Argument>,
+    request_id: &str,
+) -> &'static str {
+    let argument = error.locations.first().and_then(|pos| arguments.get(pos)).cloned();
+    match argument {
+        Some(argument) => {
+            let field = argument.variable.unwrap_or(argument.name);
+            error.extensions.get_or_insert_with(Default::default).set("field", field);
+            Code::ValidationFailed.as_str()
+        }
+        None => {
+            tracing::error!(request_id, error = %error.message, path = ?error.path, "uncoded error in execution");
+            error.message = INTERNAL_MESSAGE.to_owned();
+            Code::Internal.as_str()
+        }
+    }
+}
+
+fn code_of(error: &ServerError) -> Option<&str> {
+    error.extensions.as_ref()?.get("code").and_then(|code| match code {
+        async_graphql::Value::String(code) => Some(code.as_str()),
+        _ => None,
+    })
+}
+
+fn set_code(error: &mut ServerError, code: &str) {
+    error.extensions.get_or_insert_with(Default::default).set("code", code);
+}
+
+/// The arguments of every field and directive of the document, by position.
+fn arguments(document: &ExecutableDocument) -> HashMap<Pos, Argument> {
+    let mut found = HashMap::new();
+    for (_, operation) in document.operations.iter() {
+        collect(&operation.node.selection_set, &mut found);
+    }
+    for fragment in document.fragments.values() {
+        collect(&fragment.node.selection_set, &mut found);
+    }
+    found
+}
+
+fn collect(selection_set: &Positioned<SelectionSet>, found: &mut HashMap<Pos, Argument>) {
+    for selection in &selection_set.node.items {
+        let (directives, children) = match &selection.node {
+            Selection::Field(field) => {
+                record(&field.node.arguments, found);
+                (&field.node.directives, Some(&field.node.selection_set))
+            }
+            Selection::FragmentSpread(spread) => (&spread.node.directives, None),
+            Selection::InlineFragment(inline) => {
+                (&inline.node.directives, Some(&inline.node.selection_set))
+            }
+        };
+        for directive in directives {
+            record(&directive.node.arguments, found);
+        }
+        if let Some(children) = children {
+            collect(children, found);
+        }
+    }
+}
+
+fn record(
+    arguments: &[(Positioned<async_graphql::Name>, Positioned<async_graphql_value::Value>)],
+    found: &mut HashMap<Pos, Argument>,
+) {
+    for (name, value) in arguments {
+        let variable = match &value.node {
+            async_graphql_value::Value::Variable(variable) => Some(variable.to_string()),
+            // A list or object with a variable inside: the argument names the input.
+            other if other.clone().into_const_with(|_| Err(())).is_err() => {
+                Some(name.node.to_string())
+            }
+            _ => None,
+        };
+        let argument = Argument { name: name.node.to_string(), variable };
+        found.insert(name.pos, argument.clone());
+        found.insert(value.pos, argument);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        /// Fails without a code, as a bug would.
+        async fn broken(&self) -> async_graphql::Result<i32> {
+            Err("connection refused at 10.0.0.1".into())
+        }
+
+        /// Doubles `n`.
+        async fn double(&self, n: i32) -> i32 {
+            n * 2
+        }
+    }
+
+    async fn run(query: &str, variables: serde_json::Value) -> Response {
+        let schema =
+            Schema::build(Query, EmptyMutation, EmptySubscription).extension(ErrorCodes).finish();
+        let request = Request::new(query)
+            .variables(Variables::from_json(variables))
+            .data(RequestId("request-1".to_owned()));
+        schema.execute(request).await
+    }
+
+    fn extension<'a>(response: &'a Response, name: &str) -> Option<&'a async_graphql::Value> {
+        response.errors.first()?.extensions.as_ref()?.get(name)
+    }
+
+    #[tokio::test]
+    async fn an_uncoded_execution_error_is_internal_with_its_request_id_and_without_its_cause() {
+        let response = run("{ broken }", serde_json::json!({})).await;
+        assert_eq!(response.errors[0].message, INTERNAL_MESSAGE);
+        assert_eq!(extension(&response, "code"), Some(&"INTERNAL".into()));
+        assert_eq!(extension(&response, "requestId"), Some(&"request-1".into()));
+    }
+
+    #[tokio::test]
+    async fn a_variable_that_does_not_fit_its_argument_is_bad_input_named_by_the_variable() {
+        let response =
+            run("query($count: Int!) { double(n: $count) }", serde_json::json!({ "count": "x" }))
+                .await;
+        assert_eq!(extension(&response, "code"), Some(&"VALIDATION_FAILED".into()));
+        assert_eq!(extension(&response, "field"), Some(&"count".into()));
+        assert_eq!(extension(&response, "requestId"), None);
+    }
+
+    #[tokio::test]
+    async fn document_errors_are_coded_by_the_stage_that_found_them() {
+        let cases = [
+            ("{ double(n: ", GRAPHQL_PARSE_FAILED),
+            ("{ double(n: \"x\") }", GRAPHQL_VALIDATION_FAILED),
+            ("{ triple(n: 1) }", GRAPHQL_VALIDATION_FAILED),
+            ("query A { double(n: 1) } query B { double(n: 2) }", GRAPHQL_VALIDATION_FAILED),
+        ];
+        for (query, code) in cases {
+            let response = run(query, serde_json::json!({})).await;
+            assert_eq!(extension(&response, "code"), Some(&code.into()), "{query}");
+        }
+    }
+}

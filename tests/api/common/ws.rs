@@ -1,0 +1,106 @@
+//! A GraphQL WebSocket client for tests: both subprotocols, raw frames and whole operations.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::TestApp;
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/graphql/ws` with `protocol`; checks the server chose it.
+pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
+    let mut request = app.ws_url().into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+        Some(protocol)
+    );
+    socket
+}
+
+pub async fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::Text(value.to_string().into())).await.expect("send");
+}
+
+/// The next message as sent: its text, or the close frame's code.
+pub async fn next_text(socket: &mut Socket) -> Result<String, u16> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        match message {
+            Message::Text(text) => return Ok(text.to_string()),
+            Message::Close(frame) => return Err(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
+            _ => continue,
+        }
+    }
+}
+
+/// The next message: a JSON text, or the close frame's code.
+pub async fn next(socket: &mut Socket) -> Result<Value, u16> {
+    next_text(socket).await.map(|text| serde_json::from_str(&text).expect("json"))
+}
+
+/// A `graphql-transport-ws` socket past `connection_init` with `token`.
+pub async fn open(app: &TestApp, token: &str) -> Socket {
+    let mut socket = connect(app, "graphql-transport-ws").await;
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+    send(&mut socket, init).await;
+    assert_eq!(next(&mut socket).await, Ok(json!({ "type": "connection_ack" })));
+    socket
+}
+
+/// Runs one operation on an open `graphql-transport-ws` socket; returns the text of its
+/// `next` message (the payload is the response) after its `complete`.
+pub async fn operation_text(
+    socket: &mut Socket,
+    id: &str,
+    query: &str,
+    variables: Value,
+) -> String {
+    let subscribe = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
+    send(socket, subscribe).await;
+    let text = next_text(socket).await.expect("a result");
+    let message: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(message["type"], "next", "{text}");
+    assert_eq!(next(socket).await, Ok(json!({ "type": "complete", "id": id })));
+    text
+}
+
+/// Runs one operation on an open socket; returns its response.
+pub async fn operation(socket: &mut Socket, id: &str, query: &str, variables: Value) -> Value {
+    let text = operation_text(socket, id, query, variables).await;
+    let message: Value = serde_json::from_str(&text).expect("json");
+    message["payload"].clone()
+}
+
+impl TestApp {
+    /// Runs one operation over a fresh WebSocket with `token`; returns its response.
+    pub async fn ws_graphql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let mut socket = open(self, token).await;
+        operation(&mut socket, "1", query, variables).await
+    }
+
+    /// Like [`TestApp::graphql_counting`] over the WebSocket: the response of one operation
+    /// and the SQL statements the server ran for it (from its start to its end).
+    pub async fn ws_graphql_counting(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> (Value, u64) {
+        let mut socket = open(self, token).await;
+        let before = self.statements.load(Ordering::SeqCst);
+        let response = operation(&mut socket, "1", query, variables).await;
+        (response, self.statements.load(Ordering::SeqCst) - before)
+    }
+}
