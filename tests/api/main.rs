@@ -15,6 +15,7 @@ mod nodes;
 mod process;
 mod retention;
 mod roles;
+mod schema_docs;
 mod schema_file;
 mod subjects;
 mod tenancy;
