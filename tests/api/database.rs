@@ -61,7 +61,7 @@ async fn case_names_are_unique_per_tenant_ignoring_case_in_the_database_too() {
 async fn a_test_database_is_dropped_when_its_test_app_is_done() {
     let app = TestApp::new().await;
     let name = app.database.name.clone();
-    let mut conn = app.conn().await;
+    let conn = app.conn().await;
     assert!(crate::common::database_exists(&name).await, "the test's database exists while in use");
     // A connection still open to it does not keep it alive.
     drop(app);

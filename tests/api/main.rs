@@ -6,6 +6,7 @@ mod auth;
 mod bootstrap;
 mod case_lists;
 mod case_rules;
+mod code_layout;
 mod database;
 mod detections;
 mod embedded;
