@@ -142,7 +142,8 @@ impl Case {
         self.0.description.as_deref()
     }
 
-    /// Basic HTML (headings, paragraphs, bold, italics, underline, lists, links), sanitized.
+    /// At most 30,000 characters of basic HTML (headings, paragraphs, bold, italics,
+    /// underline, lists, links), sanitized on write.
     async fn findings(&self) -> Option<&str> {
         self.0.findings.as_deref()
     }
@@ -194,7 +195,7 @@ impl Case {
         self.0.created_at
     }
 
-    /// When the case last changed (its details, detections, subject or status).
+    /// When the case last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }

@@ -69,7 +69,7 @@ pub struct FileInfo {
     pub name: String,
     /// The folder or full path the file was at.
     pub path: Option<String>,
-    /// Bytes.
+    /// The file's size in bytes (a whole number).
     pub size: Option<f64>,
     /// The SHA-256 of the contents: 64 lowercase hexadecimal digits.
     pub sha256: Option<String>,

@@ -19,8 +19,8 @@ pub struct CaseFilterInput {
     pub kind: Option<Vec<CaseKind>>,
     /// Cases of any of these severities (cases without a severity never match).
     pub severity: Option<Vec<Severity>>,
-    /// Resolved (or archived) cases with any of these verdicts; give `status` too, since
-    /// the default statuses are the open ones.
+    /// Cases resolved with any of these verdicts. Give a `status` with RESOLVED (or
+    /// ARCHIVED) too: by default only open cases are listed, and they have no verdict.
     pub resolution: Option<Vec<Resolution>>,
     /// Cases assigned to any of these users (at most 100 User ids; ids of another type
     /// answer `VALIDATION_FAILED`).
@@ -37,7 +37,7 @@ pub struct CaseFilterInput {
     pub created_at: Option<DateTimeRange>,
     /// Cases last changed in this range.
     pub updated_at: Option<DateTimeRange>,
-    /// Cases due to be archived (or archived on schedule) in this range.
+    /// Cases whose `archiveAt` is in this range.
     pub archive_at: Option<DateTimeRange>,
     /// Cases holding this detection (a Detection id).
     pub has_detection: Option<ID>,

@@ -3,8 +3,6 @@
 //! cloned from it for every test (dropped when the test ends), so tests run in parallel.
 //! `TestApp` serves the real router on a loopback port and talks to it over real HTTP.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +11,6 @@ use std::time::Duration;
 
 pub mod fixtures;
 
-use casefile::auth::Viewer;
 use casefile::config::Limits;
 use casefile::db::embedded::EmbeddedPostgres;
 use casefile::db::{DbPool, migrations, pool};
@@ -209,7 +206,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The database of this app, dropped with it.
     pub database: TestDatabase,
-    pub data_dir: tempfile::TempDir,
+    /// The server's data directory, removed when the app is dropped.
+    _data_dir: tempfile::TempDir,
     /// The bootstrap admin's token.
     pub admin_token: String,
     pub tenant_id: TenantId,
@@ -255,7 +253,7 @@ impl TestApp {
             db,
             database_url,
             database,
-            data_dir,
+            _data_dir: data_dir,
             admin_token,
             tenant_id: token.tenant_id,
             admin_id: admin.id,
@@ -353,14 +351,5 @@ impl TestApp {
             .expect("query")
             .expect("admin");
         tokens::create(&mut conn, &admin, "expiring", Some(at)).await.expect("token")
-    }
-
-    pub fn admin_viewer(&self) -> Viewer {
-        Viewer {
-            user_id: self.admin_id,
-            tenant_id: self.tenant_id,
-            role: Role::Admin,
-            token_id: TokenId::new(),
-        }
     }
 }
