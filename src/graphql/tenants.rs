@@ -90,9 +90,10 @@ impl TenantQuery {
 pub struct UpdateTenantPoliciesInput {
     /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
-    /// 90–365.
+    /// Cases created from now on are archived this many days after creation: 90–365.
     pub archive_after_days: Option<i32>,
-    /// 1–3650, or null for never.
+    /// Resolved self-managed cases are deleted this many days after resolution: 1–3650,
+    /// or null for never.
     pub delete_resolved_after_days: MaybeUndefined<i32>,
     /// Whether ingested detections open automatic cases.
     pub auto_case_enabled: Option<bool>,

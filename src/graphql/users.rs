@@ -62,7 +62,7 @@ impl UserQuery {
 #[Object]
 impl UsersListQuery {
     /// The tenant's users by e-mail; `assignable: true` lists only those cases can be
-    /// assigned to (admins and analysts).
+    /// assigned to (admins and analysts). Every role but INGEST (`FORBIDDEN`).
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -137,7 +137,9 @@ text_enum!(
     }
 );
 
-/// How severe a detection or a case is. Stored as its rank (1–5; 0 stands for none).
+/// How severe a detection or a case is, from INFORMATIONAL up to CRITICAL; filters and
+/// orders compare in that order.
+// Stored as its rank (1–5; 0 stands for none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, async_graphql::Enum)]
 pub enum Severity {
     /// Worth knowing, no risk (a detection's risk score 0).

@@ -38,7 +38,7 @@ pub struct CreateCaseInput {
     pub detection_ids: Option<Vec<ID>>,
 }
 
-/// An absent field is left alone; an explicit null clears it.
+/// Changes to a case. An absent field is left alone; an explicit null clears it.
 #[derive(InputObject)]
 pub struct UpdateCaseInput {
     /// Any text the client chooses, returned unchanged in the payload (Relay).
