@@ -5,11 +5,11 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::models::ids::UserId;
 use crate::models::users::{NewUser, Role};
-use crate::models::{tenants, tokens, users};
+use crate::models::{database, tenants, tokens, users};
 
 /// Arbitrary key of the advisory lock that makes one replica bootstrap, the others wait.
 const BOOTSTRAP_LOCK: i64 = 0x0ca5_ef11_0000_0001;
@@ -23,9 +23,7 @@ pub fn token_path(data_dir: &Path) -> PathBuf {
 /// Returns the token when it was created now.
 pub async fn run(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Option<String>> {
     conn.transaction(async |conn| {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({BOOTSTRAP_LOCK})"))
-            .execute(conn)
-            .await?;
+        database::lock_transaction(conn, BOOTSTRAP_LOCK).await?;
         if tenants::count(conn).await? > 0 {
             return Ok(None);
         }

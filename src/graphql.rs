@@ -27,7 +27,9 @@ use crate::error::{AppError, RequestId};
 
 pub use loaders::Loaders;
 
-/// The root query: one part per domain.
+/// Everything a client reads, within the tenant of the request's token (sent as
+/// `Authorization: Bearer <token>`, or in the WebSocket's `connection_init` payload; none,
+/// or one unknown, revoked or expired, answers `UNAUTHENTICATED`).
 #[derive(MergedObject, Default)]
 pub struct Query(
     node::NodeQuery,
@@ -39,7 +41,9 @@ pub struct Query(
     users::UsersListQuery,
 );
 
-/// The root mutation: one part per domain.
+/// Everything a client changes. Each mutation takes one `input` and answers a payload
+/// with the changed objects; a mutation that fails changes nothing and answers an error
+/// with a stable `extensions.code` (and `extensions.field` for `VALIDATION_FAILED`).
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     cases::CaseMutation,
@@ -64,10 +68,41 @@ pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
         .extension(order::SelectionOrder)
         .limit_recursive_depth(64)
         .extension(limits::QueryLimits::new(limits));
+    builder = describe_library_types(builder);
     if let Some(db) = db {
         builder = builder.data(db);
     }
     builder.finish()
+}
+
+/// Descriptions for the types async-graphql defines (the connections, its `DateTime`
+/// scalar), which carry none of their own or one written for Rust programmers.
+fn describe_library_types(
+    builder: async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>,
+) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    use pagination::Conn;
+    builder
+        .override_output_type_description::<Conn<cases::Case>>(
+            "One page of a case list: its cases (as `nodes`, or as `edges` with their cursors), \
+             `pageInfo` to fetch the next or previous page, and `totalCount` across all pages.",
+        )
+        .override_output_type_description::<Conn<detections::Detection>>(
+            "One page of a detection list: its detections (as `nodes`, or as `edges` with their \
+             cursors), `pageInfo` to fetch the next or previous page, and `totalCount` across all \
+             pages.",
+        )
+        .override_output_type_description::<Conn<subjects::Subject>>(
+            "One page of a subject list: its subjects (as `nodes`, or as `edges` with their \
+             cursors), `pageInfo` to fetch the next page, and `totalCount` across all pages.",
+        )
+        .override_output_type_description::<Conn<users::User>>(
+            "One page of a user list: its users (as `nodes`, or as `edges` with their cursors), \
+             `pageInfo` to fetch the next page, and `totalCount` across all pages.",
+        )
+        .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
+            "A point in time: an RFC 3339 string with a time zone offset \
+             (`2026-03-31T14:05:00Z`); casefile answers in UTC.",
+        )
 }
 
 /// The schema in SDL, exactly as `casefile schema` prints it and `schema.graphql` holds it.

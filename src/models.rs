@@ -2,6 +2,7 @@
 //! and return `QueryResult`; the caller owns the transaction.
 
 pub mod cases;
+pub mod database;
 pub mod detections;
 pub mod enums;
 pub mod fold;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use diesel::connection::InstrumentationEvent;
 use diesel_async::{
-    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    AsyncConnection, AsyncPgConnection,
     pooled_connection::{
         AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool,
     },
@@ -14,6 +14,7 @@ use diesel_async::{
 use futures_util::FutureExt;
 
 use crate::error::{AppError, AppResult};
+use crate::models::database;
 
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
@@ -42,13 +43,11 @@ pub fn build_counting(
     // No test query on every checkout (it doubled the statements of a request); a dead
     // connection fails its first statement and is then dropped by the pool.
     config.recycling_method = RecyclingMethod::Fast;
-    let timeout_ms = statement_timeout.as_millis();
     config.custom_setup = Box::new(move |url| {
         let statements = statements.clone();
         async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
-            diesel::sql_query(format!("SET statement_timeout = {timeout_ms}"))
-                .execute(&mut conn)
+            database::set_statement_timeout(&mut conn, statement_timeout)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             if let Some(counter) = statements {

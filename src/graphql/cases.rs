@@ -30,10 +30,15 @@ pub struct Case(pub cases::Case);
 /// Linked detections counted by severity.
 #[derive(SimpleObject)]
 pub struct RiskSummary {
+    /// How many are CRITICAL.
     pub critical: i32,
+    /// How many are HIGH.
     pub high: i32,
+    /// How many are MEDIUM.
     pub medium: i32,
+    /// How many are LOW.
     pub low: i32,
+    /// How many are INFORMATIONAL.
     pub informational: i32,
     /// The most severe level with any detection; null when there are none.
     pub highest: Option<Severity>,
@@ -58,34 +63,47 @@ impl RiskSummary {
 /// A MITRE ATT&CK tactic seen in a case, with its techniques.
 #[derive(SimpleObject)]
 pub struct MitreTacticSummary {
+    /// The tactic's ATT&CK id, such as `TA0010`.
     pub tactic_id: String,
+    /// The tactic's name, such as `Exfiltration`.
     pub tactic_name: String,
+    /// The tactic's techniques seen in the case's detections, by technique id.
     pub techniques: Vec<MitreTechniqueCount>,
 }
 
 /// How many of a case's detections show a technique.
 #[derive(SimpleObject)]
 pub struct MitreTechniqueCount {
+    /// The technique's ATT&CK id, such as `T1048`.
     pub technique_id: String,
+    /// The technique's name, such as `Exfiltration Over Alternative Protocol`.
     pub technique_name: String,
+    /// How many of the case's detections show the technique.
     pub count: i32,
 }
 
 /// What kind of thing an impacted entity is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum EntityType {
+    /// A device, named by its hostname.
     Device,
+    /// A person, named by the detections' actor username.
     User,
+    /// An IP address of a device.
     IpAddress,
 }
 
 /// A device, user or IP address seen in a case's detections.
 #[derive(SimpleObject)]
 pub struct ImpactedEntity {
+    /// Whether this is a device, a user or an IP address.
     #[graphql(name = "type")]
     pub entity_type: EntityType,
+    /// The hostname, username or IP address.
     pub name: String,
+    /// How many of the case's detections name this entity.
     pub detection_count: i32,
+    /// The most severe of those detections.
     pub highest_severity: Severity,
 }
 
@@ -93,6 +111,10 @@ fn count(value: i64) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
+/// An investigation: the detections behind an incident, the person under investigation
+/// (its subject), findings, and its life from NEW through RESOLVED to ARCHIVED. Every role
+/// but INGEST reads the tenant's cases; the `viewerCan*` fields tell what the viewer may
+/// do to this one.
 #[Object]
 impl Case {
     /// Global id.
@@ -105,6 +127,7 @@ impl Case {
         self.0.number
     }
 
+    /// A self-managed case, or a service request to a provider's team (fixed at creation).
     async fn kind(&self) -> CaseKind {
         self.0.kind()
     }
@@ -119,15 +142,18 @@ impl Case {
         self.0.description.as_deref()
     }
 
-    /// Basic HTML (headings, paragraphs, bold, italics, underline, lists, links), sanitized.
+    /// At most 30,000 characters of basic HTML (headings, paragraphs, bold, italics,
+    /// underline, lists, links), sanitized on write.
     async fn findings(&self) -> Option<&str> {
         self.0.findings.as_deref()
     }
 
+    /// How severe the incident is, as the case's editors judge it; null when not set.
     async fn severity(&self) -> Option<Severity> {
         self.0.severity()
     }
 
+    /// Where the case is in its life; a new case starts NEW or INVESTIGATING.
     async fn status(&self) -> CaseStatus {
         self.0.status()
     }
@@ -164,14 +190,17 @@ impl Case {
         user(ctx, self.0.last_modified_by_id).await
     }
 
+    /// When the case was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When the case last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 
+    /// When the case was resolved; null while it is open.
     async fn resolved_at(&self) -> Option<DateTime<Utc>> {
         self.0.resolved_at
     }
@@ -181,6 +210,7 @@ impl Case {
         self.0.archive_at
     }
 
+    /// When the case was archived (by hand or at `archiveAt`); null while it is not.
     async fn archived_at(&self) -> Option<DateTime<Utc>> {
         self.0.archived_at
     }
@@ -213,17 +243,34 @@ impl Case {
         ])
     }
 
-    /// The detections the case holds.
+    /// The detections the case holds (none once it is archived), newest first unless
+    /// `orderBy` says otherwise. Paging arguments out of range answer `VALIDATION_FAILED`.
     #[allow(clippy::too_many_arguments)]
     async fn detections(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Forward paging: how many detections (1–100; 50 when neither `first` nor `last` is given). Not with `last` or `before`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Forward paging: the detections after this cursor (an `endCursor` or edge `cursor` of this list in the same order)."
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Backward paging: how many detections (1–100), the last ones or those before `before`. Not with `first` or `after`."
+        )]
         last: Option<i32>,
+        #[graphql(
+            desc = "Backward paging: the detections before this cursor (a `startCursor` or edge `cursor` of this list in the same order)."
+        )]
         before: Option<String>,
-        filter: Option<DetectionFilterInput>,
-        order_by: Option<DetectionOrderInput>,
+        #[graphql(desc = "Which of the case's detections to list; absent: all.")] filter: Option<
+            DetectionFilterInput,
+        >,
+        #[graphql(desc = "The order; absent: OBSERVED_AT DESC (newest first).")] order_by: Option<
+            DetectionOrderInput,
+        >,
     ) -> async_graphql::Result<Conn<Detection>> {
         let args = PageArgs { first, after, last, before };
         let filter = filter.unwrap_or_default().into_model()?;
@@ -231,7 +278,7 @@ impl Case {
         nested_connection(ctx, parent, args, filter, order_by.into(), None).await
     }
 
-    /// The MITRE ATT&CK tactics and techniques of the case's detections.
+    /// The MITRE ATT&CK tactics and techniques of the case's detections, by tactic id.
     async fn mitre_summary(
         &self,
         ctx: &Context<'_>,
@@ -286,18 +333,24 @@ impl Case {
         can(ctx, CaseAction::Edit, &self.0)
     }
 
+    /// Whether the viewer may resolve this case now (it is open, and the role may:
+    /// ADMIN and ANALYST; for a service request ADMIN and PROVIDER_ANALYST).
     async fn viewer_can_resolve(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         can(ctx, CaseAction::Resolve, &self.0)
     }
 
+    /// Whether the viewer may archive this case now (ADMIN and ANALYST; not once archived).
     async fn viewer_can_archive(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         can(ctx, CaseAction::Archive, &self.0)
     }
 
+    /// Whether the viewer may delete this case (ADMIN and ANALYST; self-managed cases only).
     async fn viewer_can_delete(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         can(ctx, CaseAction::Delete, &self.0)
     }
 
+    /// Whether the viewer may post a message on this case now (it is open; every role but
+    /// READ_ONLY and INGEST).
     async fn viewer_can_post_message(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         can(ctx, CaseAction::PostMessage, &self.0)
     }

@@ -28,17 +28,23 @@ pub struct Detection(pub detections::Detection);
 /// A reason a detection is risky, and its weight in the risk score.
 #[derive(SimpleObject)]
 pub struct RiskIndicator {
+    /// What the sensor found, such as `Uploaded to personal cloud storage`.
     pub name: String,
+    /// Its share of the risk score (0 or more).
     pub weight: i32,
 }
 
 /// The device a detection was seen on.
 #[derive(SimpleObject)]
 pub struct Device {
+    /// The sensor's id of the device.
     pub id: Option<String>,
+    /// The device's hostname.
     pub hostname: String,
+    /// What the device is, as the sensor says (such as `laptop` or `server`).
     #[graphql(name = "type")]
     pub device_type: Option<String>,
+    /// The device's IP address (IPv4 or IPv6).
     pub ip: Option<String>,
 }
 
@@ -46,22 +52,32 @@ pub struct Device {
 #[derive(SimpleObject, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MitreTechnique {
+    /// The tactic's ATT&CK id, such as `TA0010`.
     pub tactic_id: String,
+    /// The tactic's name, such as `Exfiltration`.
     pub tactic_name: String,
+    /// The technique's ATT&CK id, such as `T1048`.
     pub technique_id: String,
+    /// The technique's name.
     pub technique_name: String,
 }
 
 /// The file of a file event.
 #[derive(SimpleObject)]
 pub struct FileInfo {
+    /// The file's name.
     pub name: String,
+    /// The folder or full path the file was at.
     pub path: Option<String>,
-    /// Bytes.
+    /// The file's size in bytes (a whole number).
     pub size: Option<f64>,
+    /// The SHA-256 of the contents: 64 lowercase hexadecimal digits.
     pub sha256: Option<String>,
+    /// The MD5 of the contents: 32 lowercase hexadecimal digits.
     pub md5: Option<String>,
+    /// The MIME type, as the sensor says.
     pub mime_type: Option<String>,
+    /// Whether the sensor can supply the contents.
     pub availability: FileAvailability,
     /// Whether casefile holds the file's contents.
     pub content_stored: bool,
@@ -69,6 +85,9 @@ pub struct FileInfo {
     pub download_path: Option<String>,
 }
 
+/// What a sensor reported: an XDR detection or a file event. Detections are ingested with
+/// `ingestDetections` and never change afterwards; cases hold them. Every role but INGEST
+/// reads them.
 #[Object]
 impl Detection {
     /// Global id.
@@ -81,22 +100,27 @@ impl Detection {
         &self.0.external_id
     }
 
+    /// What reported the detection.
     async fn source(&self) -> DetectionSource {
         self.0.source()
     }
 
+    /// The name of the sensor's rule that fired.
     async fn rule_name(&self) -> &str {
         &self.0.rule_name
     }
 
+    /// What the sensor says happened.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
 
+    /// When the sensor saw the activity.
     async fn observed_at(&self) -> DateTime<Utc> {
         self.0.observed_at
     }
 
+    /// When casefile stored the detection.
     async fn ingested_at(&self) -> DateTime<Utc> {
         self.0.ingested_at
     }
@@ -111,6 +135,7 @@ impl Detection {
         self.0.severity()
     }
 
+    /// The reasons the detection is risky, as ingested.
     async fn risk_indicators(&self) -> Vec<RiskIndicator> {
         let list = self.0.risk_indicators.as_array().cloned().unwrap_or_default();
         list.iter()
@@ -121,6 +146,7 @@ impl Detection {
             .collect()
     }
 
+    /// The device the activity was seen on; null when the sensor named none.
     async fn device(&self) -> Option<Device> {
         let d = &self.0;
         d.device_hostname.as_ref().map(|hostname| Device {
@@ -143,10 +169,12 @@ impl Detection {
         Ok(loaders.subjects_by_username.load_one(actor.clone()).await?.map(Subject))
     }
 
+    /// The MITRE ATT&CK techniques the detection shows, as ingested.
     async fn mitre(&self) -> Vec<MitreTechnique> {
         serde_json::from_value(self.0.mitre.clone()).unwrap_or_default()
     }
 
+    /// The file of a file event; null when there is none.
     async fn file(&self) -> Option<FileInfo> {
         let d = &self.0;
         d.file_name.as_ref().map(|name| FileInfo {
@@ -169,11 +197,15 @@ impl Detection {
         self.0.raw.clone().map(async_graphql::Json)
     }
 
-    /// The cases holding this detection, by number.
+    /// The cases holding this detection, by number. `first` out of range or a foreign
+    /// cursor answers `VALIDATION_FAILED`.
     async fn cases(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many cases (1–100; default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "The cases after this cursor (an `endCursor` or edge `cursor` of this list)."
+        )]
         after: Option<String>,
     ) -> async_graphql::Result<Conn<Case>> {
         let (_, loaders) = viewer_and_loaders(ctx)?;

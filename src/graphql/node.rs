@@ -30,7 +30,11 @@ pub struct NodeQuery;
 #[Object]
 impl NodeQuery {
     /// The object with this global id, or null when there is none the viewer may see.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global id, as any object's `id` field gives it.")] id: ID,
+    ) -> async_graphql::Result<Option<Node>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
         load(loaders, &id).await
@@ -40,7 +44,7 @@ impl NodeQuery {
     async fn nodes(
         &self,
         ctx: &Context<'_>,
-        ids: Vec<ID>,
+        #[graphql(desc = "At most 100 global ids (more: `VALIDATION_FAILED`).")] ids: Vec<ID>,
     ) -> async_graphql::Result<Vec<Option<Node>>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;

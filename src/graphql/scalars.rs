@@ -9,6 +9,7 @@ use crate::models::page::Direction;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Date(pub NaiveDate);
 
+/// A calendar date without a time or a time zone, written `YYYY-MM-DD` (`2026-03-31`).
 #[Scalar(name = "Date")]
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
@@ -28,7 +29,9 @@ impl ScalarType for Date {
 /// Which way a list is sorted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum OrderDirection {
+    /// Smallest first: A to Z, oldest first, lowest first.
     Asc,
+    /// Largest first: Z to A, newest first, highest first.
     Desc,
 }
 
@@ -44,7 +47,9 @@ impl From<OrderDirection> for Direction {
 /// A time range: `from` inclusive, `to` exclusive.
 #[derive(Debug, Clone, Copy, Default, async_graphql::InputObject)]
 pub struct DateTimeRange {
+    /// The earliest time in the range (inclusive); absent: no lower bound.
     pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// The first time after the range (exclusive); absent: no upper bound.
     pub to: Option<chrono::DateTime<chrono::Utc>>,
 }
 

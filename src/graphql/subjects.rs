@@ -39,6 +39,9 @@ fn check_days(days: Option<i32>) -> Result<i32, AppError> {
     }
 }
 
+/// The person under investigation, known by username (an e-mail address), with a
+/// profile, cases and recent activity (detections whose actor is the username). Every role
+/// but INGEST reads subjects; `upsertSubject` writes them.
 #[Object]
 impl Subject {
     /// Global id.
@@ -51,30 +54,37 @@ impl Subject {
         &self.0.username
     }
 
+    /// The person's name.
     async fn display_name(&self) -> Option<&str> {
         self.0.display_name.as_deref()
     }
 
+    /// The person's department.
     async fn department(&self) -> Option<&str> {
         self.0.department.as_deref()
     }
 
+    /// The person's job title.
     async fn title(&self) -> Option<&str> {
         self.0.title.as_deref()
     }
 
+    /// Where the person works.
     async fn location(&self) -> Option<&str> {
         self.0.location.as_deref()
     }
 
+    /// The manager's username (an e-mail address).
     async fn manager_username(&self) -> Option<&str> {
         self.0.manager_username.as_deref()
     }
 
+    /// The day the person leaves (or left) the organisation.
     async fn departure_date(&self) -> Option<Date> {
         self.0.departure_date.map(Date)
     }
 
+    /// The names of the watchlists the person is on.
     async fn watchlists(&self) -> Vec<String> {
         self.0.watchlists.iter().flatten().cloned().collect()
     }
@@ -84,21 +94,29 @@ impl Subject {
         self.0.notes.as_deref()
     }
 
+    /// When the subject was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When the subject's profile last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 
-    /// The subject's cases (open ones unless `filter.status` says otherwise).
+    /// The subject's cases (open ones unless `filter.status` says otherwise), most
+    /// recently updated first.
     async fn cases(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many cases (1–100; default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "The cases after this cursor (an `endCursor` or edge `cursor` of this list)."
+        )]
         after: Option<String>,
-        filter: Option<CaseFilterInput>,
+        #[graphql(desc = "Which of the subject's cases; absent: the open ones.")] filter: Option<
+            CaseFilterInput,
+        >,
     ) -> async_graphql::Result<Conn<Case>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
@@ -116,8 +134,11 @@ impl Subject {
     async fn recent_activity(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 90)] days: Option<i32>,
-        first: Option<i32>,
+        #[graphql(default = 90, desc = "How many days back to look: 1–3650.")] days: Option<i32>,
+        #[graphql(desc = "How many detections (1–100; default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "The detections after this cursor (an `endCursor` or edge `cursor` of this list)."
+        )]
         after: Option<String>,
     ) -> async_graphql::Result<Conn<Detection>> {
         let days = check_days(days)?;
@@ -136,7 +157,7 @@ impl Subject {
     async fn risk_summary(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 90)] days: Option<i32>,
+        #[graphql(default = 90, desc = "How many days back to look: 1–3650.")] days: Option<i32>,
     ) -> async_graphql::Result<RiskSummary> {
         let days = check_days(days)?;
         let (_, loaders) = viewer_and_loaders(ctx)?;
@@ -149,7 +170,7 @@ impl Subject {
 #[derive(Debug, Clone, Default, InputObject)]
 #[graphql(name = "SubjectFilter")]
 pub struct SubjectFilterInput {
-    /// Part of the username, ignoring case.
+    /// Part of the username, ignoring case (at most 255 characters, like every text filter).
     pub username_contains: Option<String>,
     /// The department, ignoring case.
     pub department: Option<String>,
@@ -162,11 +183,14 @@ pub struct SubjectQuery;
 
 #[Object]
 impl SubjectQuery {
-    /// The subject with this global id or this username (ignoring case).
+    /// The subject with this global id or this username (ignoring case); null when there
+    /// is none in the viewer's tenant. Give exactly one of `id` and `username` (else
+    /// `VALIDATION_FAILED`). Every role but INGEST (`FORBIDDEN`).
     async fn subject(
         &self,
         ctx: &Context<'_>,
-        id: Option<ID>,
+        #[graphql(desc = "The subject's global id.")] id: Option<ID>,
+        #[graphql(desc = "The subject's username (an e-mail address), ignoring case.")]
         username: Option<String>,
     ) -> async_graphql::Result<Option<Subject>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
@@ -183,13 +207,16 @@ impl SubjectQuery {
         }
     }
 
-    /// The tenant's subjects, by username.
+    /// The tenant's subjects, by username. Every role but INGEST (`FORBIDDEN`).
     async fn subjects(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many subjects (1–100; default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "The subjects after this cursor (an `endCursor` or edge `cursor` of this list)."
+        )]
         after: Option<String>,
-        filter: Option<SubjectFilterInput>,
+        #[graphql(desc = "Which subjects; absent: all.")] filter: Option<SubjectFilterInput>,
     ) -> async_graphql::Result<Conn<Subject>> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
@@ -210,24 +237,38 @@ impl SubjectQuery {
     }
 }
 
+/// A subject's profile. An absent field is left as it is; a blank text clears it.
 #[derive(InputObject)]
 pub struct UpsertSubjectInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
     /// The subject's e-mail address; an existing subject with it (ignoring case) is changed.
     pub username: String,
+    /// The person's name (at most 200 characters).
     pub display_name: Option<String>,
+    /// The department (at most 200 characters).
     pub department: Option<String>,
+    /// The job title (at most 200 characters).
     pub title: Option<String>,
+    /// Where the person works (at most 200 characters).
     pub location: Option<String>,
+    /// The manager's e-mail address.
     pub manager_username: Option<String>,
+    /// The day the person leaves (or left).
     pub departure_date: Option<Date>,
+    /// The watchlists the person is on, replacing the old list: at most 50 names of 1–100
+    /// characters (repeats are dropped).
     pub watchlists: Option<Vec<String>>,
+    /// Profile notes (at most 10,000 characters).
     pub notes: Option<String>,
 }
 
+/// The result of `upsertSubject`.
 #[derive(SimpleObject)]
 pub struct SubjectPayload {
+    /// The input's `clientMutationId`, unchanged.
     pub client_mutation_id: Option<String>,
+    /// The subject as it is after the mutation.
     pub subject: Subject,
 }
 
@@ -237,10 +278,12 @@ pub struct SubjectMutation;
 #[Object]
 impl SubjectMutation {
     /// Creates the subject with this username, or changes the one that exists. Fields
-    /// left out stay as they are.
+    /// left out stay as they are. ADMIN, ANALYST and SUPER_ADMIN. Errors: `FORBIDDEN`,
+    /// `VALIDATION_FAILED`.
     async fn upsert_subject(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The subject's username and the profile fields to set.")]
         input: UpsertSubjectInput,
     ) -> async_graphql::Result<SubjectPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;

@@ -24,11 +24,14 @@ pub struct RetentionPolicy {
 /// Whether high-risk detections open automatic cases.
 #[derive(SimpleObject)]
 pub struct AutoCasePolicy {
+    /// Whether ingested detections open automatic cases (on for a new tenant).
     pub enabled: bool,
     /// Detections at or above this severity open (or join) an automatic case.
     pub min_severity: Severity,
 }
 
+/// An organisation using casefile, with its licenses and policies. Nothing of one tenant
+/// is visible to another. ADMIN users change its policies.
 #[Object]
 impl Tenant {
     /// Global id.
@@ -46,6 +49,7 @@ impl Tenant {
         self.0.licenses()
     }
 
+    /// When the tenant's cases are archived and deleted.
     async fn retention(&self) -> RetentionPolicy {
         RetentionPolicy {
             archive_after_days: self.0.archive_after_days,
@@ -53,6 +57,7 @@ impl Tenant {
         }
     }
 
+    /// Whether and from which severity ingested detections open automatic cases.
     async fn auto_case_policy(&self) -> AutoCasePolicy {
         AutoCasePolicy {
             enabled: self.0.auto_case_enabled,
@@ -67,7 +72,7 @@ pub struct TenantQuery;
 
 #[Object]
 impl TenantQuery {
-    /// The viewer's tenant.
+    /// The viewer's tenant. Every role but INGEST (`FORBIDDEN`).
     async fn tenant(&self, ctx: &Context<'_>) -> async_graphql::Result<Tenant> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
@@ -83,18 +88,25 @@ impl TenantQuery {
 /// Absent fields are left alone; `deleteResolvedAfterDays: null` keeps resolved cases for ever.
 #[derive(InputObject)]
 pub struct UpdateTenantPoliciesInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
-    /// 90–365.
+    /// Cases created from now on are archived this many days after creation: 90–365.
     pub archive_after_days: Option<i32>,
-    /// 1–3650, or null for never.
+    /// Resolved self-managed cases are deleted this many days after resolution: 1–3650,
+    /// or null for never.
     pub delete_resolved_after_days: MaybeUndefined<i32>,
+    /// Whether ingested detections open automatic cases.
     pub auto_case_enabled: Option<bool>,
+    /// Detections at or above this severity open (or join) an automatic case.
     pub auto_case_min_severity: Option<Severity>,
 }
 
+/// The result of `updateTenantPolicies`.
 #[derive(SimpleObject)]
 pub struct TenantPayload {
+    /// The input's `clientMutationId`, unchanged.
     pub client_mutation_id: Option<String>,
+    /// The tenant as it is after the mutation.
     pub tenant: Tenant,
 }
 
@@ -104,11 +116,12 @@ pub struct TenantMutation;
 #[Object]
 impl TenantMutation {
     /// Changes the tenant's retention and automatic-case policies (admins only). The
-    /// archive date of existing cases stays as it was set at their creation.
+    /// archive date of existing cases stays as it was set at their creation. Errors:
+    /// `FORBIDDEN`, `VALIDATION_FAILED` (a number of days out of range).
     async fn update_tenant_policies(
         &self,
         ctx: &Context<'_>,
-        input: UpdateTenantPoliciesInput,
+        #[graphql(desc = "The policies to change.")] input: UpdateTenantPoliciesInput,
     ) -> async_graphql::Result<TenantPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let draft = PolicyDraft {

@@ -15,6 +15,8 @@ use crate::models::users::{self, Role};
 /// A person or integration with access to the tenant.
 pub struct User(pub users::User);
 
+/// A person or integration with access to the tenant, signed in with API tokens. Every
+/// role but INGEST reads the tenant's users; ADMIN users add them.
 #[Object]
 impl User {
     /// Global id.
@@ -48,7 +50,7 @@ pub struct UserQuery;
 
 #[Object]
 impl UserQuery {
-    /// The user the request's token belongs to.
+    /// The user the request's token belongs to (any role, INGEST included).
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         let user =
@@ -60,12 +62,18 @@ impl UserQuery {
 #[Object]
 impl UsersListQuery {
     /// The tenant's users by e-mail; `assignable: true` lists only those cases can be
-    /// assigned to (admins and analysts).
+    /// assigned to (admins and analysts). Every role but INGEST (`FORBIDDEN`).
     async fn users(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many users (1–100; default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "The users after this cursor (an `endCursor` or edge `cursor` of this list)."
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "true: only ADMIN and ANALYST users; false: only the others; absent: all."
+        )]
         assignable: Option<bool>,
     ) -> async_graphql::Result<Conn<User>> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
@@ -84,46 +92,68 @@ impl UsersListQuery {
 #[derive(Default)]
 pub struct UsersListQuery;
 
+/// A new user of the viewer's tenant.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// The sign-in e-mail address, unique in the tenant (`NAME_TAKEN`).
     pub email: String,
+    /// The name shown to people (1–200 characters).
     pub display_name: String,
+    /// What the user may do.
     pub role: Role,
 }
 
+/// The result of a user mutation.
 #[derive(SimpleObject)]
 pub struct UserPayload {
+    /// The input's `clientMutationId`, unchanged.
     pub client_mutation_id: Option<String>,
+    /// The user as it is after the mutation.
     pub user: User,
 }
 
+/// A new API token and the user it signs in as.
 #[derive(InputObject)]
 pub struct CreateApiTokenInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// The user of the tenant the token belongs to.
     pub user_id: ID,
+    /// What the token is for, shown in token lists (1–100 characters).
     pub name: String,
-    /// Never expires when absent.
+    /// When the token stops working (in the future); never expires when absent.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// The result of `createApiToken`.
 #[derive(SimpleObject)]
 pub struct CreateApiTokenPayload {
+    /// The input's `clientMutationId`, unchanged.
     pub client_mutation_id: Option<String>,
+    /// The token's id, for `revokeApiToken`.
     pub token_id: ID,
-    /// The token: shown only now, stored only as a hash.
+    /// The token: shown only now, stored only as a hash. Send it as
+    /// `Authorization: Bearer <token>`.
     pub token: String,
 }
 
+/// A token to revoke.
 #[derive(InputObject)]
 pub struct RevokeApiTokenInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// The token's id (as `createApiToken` answered it, or the bare UUID the CLI prints).
     pub token_id: ID,
 }
 
+/// The result of `revokeApiToken`.
 #[derive(SimpleObject)]
 pub struct RevokeApiTokenPayload {
+    /// The input's `clientMutationId`, unchanged.
     pub client_mutation_id: Option<String>,
+    /// The revoked token's id.
     pub token_id: ID,
 }
 
@@ -132,11 +162,12 @@ pub struct UserMutation;
 
 #[Object]
 impl UserMutation {
-    /// Adds a user to the tenant (admins only).
+    /// Adds a user to the tenant (admins only). Errors: `FORBIDDEN`, `VALIDATION_FAILED`,
+    /// `NAME_TAKEN` (the e-mail is taken).
     async fn create_user(
         &self,
         ctx: &Context<'_>,
-        input: CreateUserInput,
+        #[graphql(desc = "The new user.")] input: CreateUserInput,
     ) -> async_graphql::Result<UserPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
@@ -147,10 +178,12 @@ impl UserMutation {
     }
 
     /// Creates an API token for a user of the tenant (admins only); the token is shown once.
+    /// Errors: `FORBIDDEN`, `VALIDATION_FAILED` (a name out of range, an expiry in the
+    /// past), `NOT_FOUND` (no such user).
     async fn create_api_token(
         &self,
         ctx: &Context<'_>,
-        input: CreateApiTokenInput,
+        #[graphql(desc = "The token's user, name and expiry.")] input: CreateApiTokenInput,
     ) -> async_graphql::Result<CreateApiTokenPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         viewer.require(crate::domain::access::ADMINISTER)?;
@@ -166,10 +199,11 @@ impl UserMutation {
     }
 
     /// Revokes a token at once: an admin any of the tenant's, anyone else their own.
+    /// Errors: `FORBIDDEN`, `NOT_FOUND`, `VALIDATION_FAILED` (not a token id).
     async fn revoke_api_token(
         &self,
         ctx: &Context<'_>,
-        input: RevokeApiTokenInput,
+        #[graphql(desc = "The token to revoke.")] input: RevokeApiTokenInput,
     ) -> async_graphql::Result<RevokeApiTokenPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         // The CLI prints token ids as global ids; a bare UUID is accepted too.

@@ -85,11 +85,17 @@ impl CaseStatus {
 text_enum!(
     /// The verdict a resolved case records.
     Resolution {
+        /// A real incident: the activity was malicious or harmful.
         ConfirmedIncident = "CONFIRMED_INCIDENT",
+        /// A real threat, stopped before it did harm.
         ThreatMitigated = "THREAT_MITIGATED",
+        /// The activity was real but allowed (a sanctioned tool, a permitted transfer).
         AuthorizedActivity = "AUTHORIZED_ACTIVITY",
+        /// The detections were wrong: nothing of what they reported happened.
         FalsePositive = "FALSE_POSITIVE",
+        /// The attack was real but could not succeed against the target.
         NotVulnerable = "NOT_VULNERABLE",
+        /// The investigation could not reach a verdict.
         Inconclusive = "INCONCLUSIVE",
     }
 );
@@ -118,21 +124,33 @@ impl DetectionSource {
 text_enum!(
     /// Whether a file event's contents can be had.
     FileAvailability {
+        /// The exact file of the event (same SHA-256) can be had.
         ExactFileAvailable = "EXACT_FILE_AVAILABLE",
+        /// Only a more recent version of the file can be had.
         RecentFileAvailable = "RECENT_FILE_AVAILABLE",
+        /// No copy of the file can be had (the default when a sensor does not say).
         NoFileAvailable = "NO_FILE_AVAILABLE",
+        /// The sensor is still looking for the file.
         Pending = "PENDING",
+        /// The sensor failed to get the file.
         Error = "ERROR",
     }
 );
 
-/// How severe a detection or a case is. Stored as its rank (1–5; 0 stands for none).
+/// How severe a detection or a case is, from INFORMATIONAL up to CRITICAL; filters and
+/// orders compare in that order.
+// Stored as its rank (1–5; 0 stands for none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, async_graphql::Enum)]
 pub enum Severity {
+    /// Worth knowing, no risk (a detection's risk score 0).
     Informational,
+    /// Low risk (risk score 1–3).
     Low,
+    /// Medium risk (risk score 4–6).
     Medium,
+    /// High risk (risk score 7–8); by default the level that opens automatic cases.
     High,
+    /// Critical risk (risk score 9 and up).
     Critical,
 }
 

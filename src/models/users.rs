@@ -10,7 +10,8 @@ use crate::models::ids::{TenantId, UserId};
 use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
 use crate::models::sql::{Bind, Count, Sql};
 
-/// What a user may do; see DESIGN.md's role table.
+/// What a user may do in its tenant (DESIGN.md's role table). Only ADMIN and ANALYST
+/// users can be assigned cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
 pub enum Role {
     /// Everything in its tenant: users, tokens, policies, every case action.

@@ -182,3 +182,15 @@ async fn a_reference_to_another_tenants_row_is_refused_by_the_database_itself() 
         diesel::sql_query(sql).execute(&mut conn).await.expect(sql);
     }
 }
+
+#[tokio::test]
+async fn a_test_database_is_dropped_when_its_test_app_is_done() {
+    let app = TestApp::new().await;
+    let name = app.database.name.clone();
+    let conn = app.conn().await;
+    assert!(crate::common::database_exists(&name).await, "the test's database exists while in use");
+    // A connection still open to it does not keep it alive.
+    drop(app);
+    assert!(!crate::common::database_exists(&name).await, "{name} is still there after its test");
+    drop(conn);
+}

@@ -147,7 +147,8 @@ async fn revert_to_before_folding(url: &str) {
 
 #[tokio::test]
 async fn migrating_re_keys_existing_rows_with_the_rust_fold_and_twins_do_not_fail_the_start() {
-    let url = crate::common::fresh_database().await;
+    let database = crate::common::fresh_database().await;
+    let url = database.url.clone();
     revert_to_before_folding(&url).await;
     let mut conn = {
         use diesel_async::AsyncConnection;

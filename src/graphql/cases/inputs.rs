@@ -15,23 +15,31 @@ use crate::models::ids::{DetectionId, UserId};
 pub struct CaseFilterInput {
     /// Absent: the open statuses (NEW, INVESTIGATING, ON_HOLD, ACTION_REQUIRED).
     pub status: Option<Vec<CaseStatus>>,
+    /// Cases of any of these kinds; absent: every kind.
     pub kind: Option<Vec<CaseKind>>,
+    /// Cases of any of these severities (cases without a severity never match).
     pub severity: Option<Vec<Severity>>,
+    /// Cases resolved with any of these verdicts. Give a `status` with RESOLVED (or
+    /// ARCHIVED) too: by default only open cases are listed, and they have no verdict.
     pub resolution: Option<Vec<Resolution>>,
-    /// Cases assigned to any of these users.
+    /// Cases assigned to any of these users (at most 100 User ids; ids of another type
+    /// answer `VALIDATION_FAILED`).
     pub assignee_ids: Option<Vec<ID>>,
     /// true: only unassigned cases (or, with assigneeIds, those too); false: only assigned ones.
     pub unassigned: Option<bool>,
-    /// The subject's username, ignoring case.
+    /// The subject's username, ignoring case (at most 255 characters).
     pub subject_username: Option<String>,
-    /// Part of the name, ignoring case.
+    /// Part of the name, ignoring case (at most 255 characters).
     pub name_contains: Option<String>,
-    /// Words in the name, description or findings.
+    /// Words in the name, description or findings (at most 255 characters).
     pub search: Option<String>,
+    /// Cases created in this range.
     pub created_at: Option<DateTimeRange>,
+    /// Cases last changed in this range.
     pub updated_at: Option<DateTimeRange>,
+    /// Cases whose `archiveAt` is in this range.
     pub archive_at: Option<DateTimeRange>,
-    /// Cases holding this detection.
+    /// Cases holding this detection (a Detection id).
     pub has_detection: Option<ID>,
 }
 
@@ -93,7 +101,9 @@ impl CaseFilterInput {
 #[derive(Debug, Clone, Copy, InputObject)]
 #[graphql(name = "CaseOrder")]
 pub struct CaseOrderInput {
+    /// What to sort by.
     pub field: CaseOrderField,
+    /// Which way.
     pub direction: OrderDirection,
 }
 

@@ -11,83 +11,129 @@ use crate::graphql::viewer_and_loaders;
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
 use crate::models::ids::{CaseId, DetectionId, SubjectId, UserId};
 
+/// A new case. A service request takes only `kind`, `name` and `description` (anything
+/// else answers `UNSUPPORTED_FOR_KIND`).
 #[derive(InputObject)]
 pub struct CreateCaseInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// What the case is; service requests need the tenant's license (`LICENSE_REQUIRED`).
     #[graphql(default_with = "Some(CaseKind::SelfManaged)")]
     pub kind: Option<CaseKind>,
+    /// 1–50 characters after trimming: letters and digits of any script, spaces and
+    /// `. , : ; ' ! ? ( ) - _ /`; unique in the tenant ignoring case (`NAME_TAKEN`).
     pub name: String,
+    /// At most 1,000 characters.
     pub description: Option<String>,
+    /// How severe the incident is; absent: not set.
     pub severity: Option<Severity>,
     /// NEW or INVESTIGATING.
     #[graphql(default_with = "Some(CaseStatus::New)")]
     pub status: Option<CaseStatus>,
+    /// Who works the case: an ADMIN or ANALYST user of the tenant; absent: unassigned.
     pub assignee_id: Option<ID>,
+    /// The person under investigation (a Subject id); `NOT_FOUND` when there is none.
     pub subject_id: Option<ID>,
+    /// Detections to put in the case at once (at most 10,000; XDR and FILE_ACTIVITY only).
     pub detection_ids: Option<Vec<ID>>,
 }
 
-/// An absent field is left alone; an explicit null clears it.
+/// Changes to a case. An absent field is left alone; an explicit null clears it.
 #[derive(InputObject)]
 pub struct UpdateCaseInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// The case's global id.
     pub id: ID,
     /// Fails with VERSION_CONFLICT unless the case is at this version.
     pub expected_version: Option<i32>,
+    /// A new name (the rules of `createCase`); null is `VALIDATION_FAILED`.
     pub name: MaybeUndefined<String>,
+    /// A new description (at most 1,000 characters); null clears it.
     pub description: MaybeUndefined<String>,
+    /// New findings: at most 30,000 characters of basic HTML, sanitized on write (what is
+    /// not allowed is removed); null clears them.
     pub findings: MaybeUndefined<String>,
+    /// A new severity; null clears it.
     pub severity: MaybeUndefined<Severity>,
+    /// An open status (NEW, INVESTIGATING, ON_HOLD, ACTION_REQUIRED); resolve with
+    /// `resolveCase` and archive with `archiveCase`. The only change a service request takes.
     pub status: MaybeUndefined<CaseStatus>,
+    /// A new assignee (an ADMIN or ANALYST user); null unassigns the case.
     pub assignee_id: MaybeUndefined<ID>,
 }
 
+/// A case to act on.
 #[derive(InputObject)]
 pub struct CaseRefInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// The case's global id.
     pub id: ID,
+    /// Fails with VERSION_CONFLICT unless the case is at this version.
     pub expected_version: Option<i32>,
 }
 
+/// A case to resolve and its verdict.
 #[derive(InputObject)]
 pub struct ResolveCaseInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// The case's global id.
     pub id: ID,
+    /// The verdict.
     pub resolution: Resolution,
+    /// Fails with VERSION_CONFLICT unless the case is at this version.
     pub expected_version: Option<i32>,
 }
 
+/// Self-managed cases to delete.
 #[derive(InputObject)]
 pub struct DeleteCasesInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
     /// At most 100; all are deleted or none.
     pub ids: Vec<ID>,
 }
 
+/// A case and detections to add to it or remove from it.
 #[derive(InputObject)]
 pub struct CaseDetectionsInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// The case's global id.
     pub case_id: ID,
+    /// Detection ids of the tenant; one that does not exist answers `NOT_FOUND` and
+    /// nothing changes. Ids already in (or already out of) the case are ignored.
     pub detection_ids: Vec<ID>,
 }
 
+/// A case and its new subject.
 #[derive(InputObject)]
 pub struct SetCaseSubjectInput {
+    /// Any text the client chooses, returned unchanged in the payload (Relay).
     pub client_mutation_id: Option<String>,
+    /// The case's global id.
     pub case_id: ID,
-    /// Null removes the subject.
+    /// A Subject id of the tenant; null removes the subject.
     pub subject_id: Option<ID>,
 }
 
+/// The result of a case mutation.
 #[derive(SimpleObject)]
 pub struct CasePayload {
+    /// The input's `clientMutationId`, unchanged.
     pub client_mutation_id: Option<String>,
+    /// The case as it is after the mutation.
     pub case: Case,
 }
 
+/// The result of `deleteCases`.
 #[derive(SimpleObject)]
 pub struct DeleteCasesPayload {
+    /// The input's `clientMutationId`, unchanged.
     pub client_mutation_id: Option<String>,
+    /// The ids of the deleted cases, in input order without repeats.
     pub deleted_ids: Vec<ID>,
 }
 
@@ -111,11 +157,14 @@ pub struct CaseMutation;
 
 #[Object]
 impl CaseMutation {
-    /// Opens a case. Service requests need their license and take only a name and a description.
+    /// Opens a case. Service requests need their license and take only a name and a
+    /// description. ADMIN, ANALYST and SUPER_ADMIN. Errors: `FORBIDDEN`,
+    /// `VALIDATION_FAILED`, `NAME_TAKEN`, `LICENSE_REQUIRED`, `UNSUPPORTED_FOR_KIND`,
+    /// `NOT_FOUND` (subject or detection), `LIMIT_EXCEEDED`.
     async fn create_case(
         &self,
         ctx: &Context<'_>,
-        input: CreateCaseInput,
+        #[graphql(desc = "The new case.")] input: CreateCaseInput,
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let create = CreateCase {
@@ -140,10 +189,14 @@ impl CaseMutation {
     }
 
     /// Changes a case's details. An absent field is left alone; an explicit null clears it.
+    /// ADMIN, ANALYST and SUPER_ADMIN; a service request's status only ADMIN and
+    /// PROVIDER_ANALYST. Errors: `FORBIDDEN`, `NOT_FOUND`, `VALIDATION_FAILED`,
+    /// `NAME_TAKEN`, `CASE_CLOSED`, `CASE_ARCHIVED`, `VERSION_CONFLICT`,
+    /// `UNSUPPORTED_FOR_KIND`.
     async fn update_case(
         &self,
         ctx: &Context<'_>,
-        input: UpdateCaseInput,
+        #[graphql(desc = "The case and the changes.")] input: UpdateCaseInput,
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.id, "id")?;
@@ -168,11 +221,13 @@ impl CaseMutation {
         Ok(payload(input.client_mutation_id, case))
     }
 
-    /// Resolves a case with a verdict. A resolved case never changes or reopens.
+    /// Resolves an open case with a verdict. A resolved case never changes or reopens.
+    /// ADMIN and ANALYST; a service request ADMIN and PROVIDER_ANALYST. Errors:
+    /// `FORBIDDEN`, `NOT_FOUND`, `CASE_CLOSED`, `CASE_ARCHIVED`, `VERSION_CONFLICT`.
     async fn resolve_case(
         &self,
         ctx: &Context<'_>,
-        input: ResolveCaseInput,
+        #[graphql(desc = "The case and its verdict.")] input: ResolveCaseInput,
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.id, "id")?;
@@ -182,11 +237,13 @@ impl CaseMutation {
         Ok(payload(input.client_mutation_id, case))
     }
 
-    /// Archives a case: its detection links are removed for good.
+    /// Archives a case, open or resolved: its detection links are removed for good and it
+    /// never changes again. ADMIN and ANALYST. Errors: `FORBIDDEN`, `NOT_FOUND`,
+    /// `CASE_ARCHIVED`, `VERSION_CONFLICT`.
     async fn archive_case(
         &self,
         ctx: &Context<'_>,
-        input: CaseRefInput,
+        #[graphql(desc = "The case to archive.")] input: CaseRefInput,
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.id, "id")?;
@@ -196,10 +253,13 @@ impl CaseMutation {
     }
 
     /// Deletes self-managed cases: all of them, or none when one cannot be deleted.
+    /// Detections older than 90 days that no other case holds are deleted with them.
+    /// ADMIN and ANALYST. Errors: `FORBIDDEN`, `VALIDATION_FAILED` (over 100 ids),
+    /// `NOT_FOUND`, `UNSUPPORTED_FOR_KIND` (a service request).
     async fn delete_cases(
         &self,
         ctx: &Context<'_>,
-        input: DeleteCasesInput,
+        #[graphql(desc = "The cases to delete.")] input: DeleteCasesInput,
     ) -> async_graphql::Result<DeleteCasesPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let list = input
@@ -215,11 +275,14 @@ impl CaseMutation {
         })
     }
 
-    /// Adds detections to a case (at most 10,000 per case; beyond that none are added).
+    /// Adds detections to an open self-managed case (at most 10,000 per case; beyond that
+    /// none are added). MDR and MANAGED_RISK detections never go into a self-managed case.
+    /// ADMIN, ANALYST and SUPER_ADMIN. Errors: `FORBIDDEN`, `NOT_FOUND`, `LIMIT_EXCEEDED`,
+    /// `UNSUPPORTED_FOR_KIND`, `CASE_CLOSED`, `CASE_ARCHIVED`.
     async fn add_detections_to_case(
         &self,
         ctx: &Context<'_>,
-        input: CaseDetectionsInput,
+        #[graphql(desc = "The case and the detections to add.")] input: CaseDetectionsInput,
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.case_id, "caseId")?;
@@ -229,11 +292,13 @@ impl CaseMutation {
         Ok(payload(input.client_mutation_id, case))
     }
 
-    /// Removes detections from a case.
+    /// Removes detections from an open self-managed case. ADMIN, ANALYST and SUPER_ADMIN.
+    /// Errors: `FORBIDDEN`, `NOT_FOUND`, `UNSUPPORTED_FOR_KIND`, `CASE_CLOSED`,
+    /// `CASE_ARCHIVED`.
     async fn remove_detections_from_case(
         &self,
         ctx: &Context<'_>,
-        input: CaseDetectionsInput,
+        #[graphql(desc = "The case and the detections to remove.")] input: CaseDetectionsInput,
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.case_id, "caseId")?;
@@ -243,11 +308,13 @@ impl CaseMutation {
         Ok(payload(input.client_mutation_id, case))
     }
 
-    /// Names the case's subject, or removes it with a null `subjectId`.
+    /// Names the case's subject, or removes it with a null `subjectId`. Open self-managed
+    /// cases; ADMIN, ANALYST and SUPER_ADMIN. Errors: `FORBIDDEN`, `NOT_FOUND`,
+    /// `UNSUPPORTED_FOR_KIND`, `CASE_CLOSED`, `CASE_ARCHIVED`.
     async fn set_case_subject(
         &self,
         ctx: &Context<'_>,
-        input: SetCaseSubjectInput,
+        #[graphql(desc = "The case and its subject.")] input: SetCaseSubjectInput,
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.case_id, "caseId")?;

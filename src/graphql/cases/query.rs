@@ -16,12 +16,14 @@ pub struct CaseQuery;
 
 #[Object]
 impl CaseQuery {
-    /// The case with this global id or this number; null when there is none.
+    /// The case with this global id or this number; null when there is none in the
+    /// viewer's tenant. Give exactly one of `id` and `number` (else `VALIDATION_FAILED`).
+    /// Every role but INGEST (`FORBIDDEN`).
     async fn case(
         &self,
         ctx: &Context<'_>,
-        id: Option<ID>,
-        number: Option<i32>,
+        #[graphql(desc = "The case's global id.")] id: Option<ID>,
+        #[graphql(desc = "The case's number in the tenant.")] number: Option<i32>,
     ) -> async_graphql::Result<Option<Case>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
@@ -42,16 +44,30 @@ impl CaseQuery {
     }
 
     /// The tenant's cases: open ones unless `filter.status` says otherwise, most recently
-    /// updated first unless `orderBy` says otherwise.
+    /// updated first unless `orderBy` says otherwise. Every role but INGEST (`FORBIDDEN`);
+    /// paging arguments or filters out of range answer `VALIDATION_FAILED`.
     #[allow(clippy::too_many_arguments)]
     async fn cases(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Forward paging: how many cases (1–100; 50 when neither `first` nor `last` is given). Not with `last` or `before`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Forward paging: the cases after this cursor (an `endCursor` or edge `cursor` of this list in the same order)."
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Backward paging: how many cases (1–100), the last ones or those before `before`. Not with `first` or `after`."
+        )]
         last: Option<i32>,
+        #[graphql(
+            desc = "Backward paging: the cases before this cursor (a `startCursor` or edge `cursor` of this list in the same order)."
+        )]
         before: Option<String>,
-        filter: Option<CaseFilterInput>,
+        #[graphql(desc = "Which cases; absent: the open ones.")] filter: Option<CaseFilterInput>,
+        #[graphql(desc = "The order; absent: UPDATED_AT DESC (most recently changed first).")]
         order_by: Option<CaseOrderInput>,
     ) -> async_graphql::Result<Conn<Case>> {
         let filter = filter.unwrap_or_default().into_model()?;

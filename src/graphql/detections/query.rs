@@ -20,11 +20,13 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default, InputObject)]
 #[graphql(name = "DetectionFilter")]
 pub struct DetectionFilterInput {
+    /// Detections from any of these sources; absent: every source.
     pub source: Option<Vec<DetectionSource>>,
     /// This severity or worse.
     pub min_severity: Option<Severity>,
+    /// Detections observed in this range.
     pub observed_at: Option<DateTimeRange>,
-    /// The actor's username, ignoring case.
+    /// The actor's username, ignoring case (at most 255 characters, like every text filter).
     pub actor: Option<String>,
     /// The device's hostname, ignoring case.
     pub device_hostname: Option<String>,
@@ -55,7 +57,9 @@ impl DetectionFilterInput {
 #[derive(Debug, Clone, Copy, InputObject)]
 #[graphql(name = "DetectionOrder")]
 pub struct DetectionOrderInput {
+    /// What to sort by.
     pub field: DetectionOrderField,
+    /// Which way.
     pub direction: OrderDirection,
 }
 
@@ -72,11 +76,12 @@ pub struct DetectionQuery;
 
 #[Object]
 impl DetectionQuery {
-    /// The detection with this global id; null when there is none.
+    /// The detection with this global id; null when there is none in the viewer's tenant.
+    /// Every role but INGEST (`FORBIDDEN`).
     async fn detection(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The detection's global id.")] id: ID,
     ) -> async_graphql::Result<Option<Detection>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
@@ -85,16 +90,34 @@ impl DetectionQuery {
     }
 
     /// The tenant's detections, most recently observed first unless `orderBy` says otherwise.
+    /// Every role but INGEST (`FORBIDDEN`); paging arguments or filters out of range
+    /// answer `VALIDATION_FAILED`.
     #[allow(clippy::too_many_arguments)]
     async fn detections(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Forward paging: how many detections (1–100; 50 when neither `first` nor `last` is given). Not with `last` or `before`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Forward paging: the detections after this cursor (an `endCursor` or edge `cursor` of this list in the same order)."
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Backward paging: how many detections (1–100), the last ones or those before `before`. Not with `first` or `after`."
+        )]
         last: Option<i32>,
+        #[graphql(
+            desc = "Backward paging: the detections before this cursor (a `startCursor` or edge `cursor` of this list in the same order)."
+        )]
         before: Option<String>,
-        filter: Option<DetectionFilterInput>,
-        order_by: Option<DetectionOrderInput>,
+        #[graphql(desc = "Which detections; absent: all of the tenant's.")] filter: Option<
+            DetectionFilterInput,
+        >,
+        #[graphql(desc = "The order; absent: OBSERVED_AT DESC (newest first).")] order_by: Option<
+            DetectionOrderInput,
+        >,
     ) -> async_graphql::Result<Conn<Detection>> {
         detection_connection(ctx, PageArgs { first, after, last, before }, filter, order_by).await
     }

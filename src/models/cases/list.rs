@@ -55,9 +55,13 @@ pub enum CaseOrderField {
     Assignee,
     /// The subject's username; cases without a subject first.
     Subject,
+    /// When the case was created.
     CreatedAt,
+    /// When the case last changed.
     UpdatedAt,
+    /// When the case is (or was) due to be archived.
     ArchiveAt,
+    /// How many detections the case holds.
     DetectionCount,
 }
 

@@ -34,8 +34,11 @@ pub struct DetectionFilter {
 /// The orders of detection lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
 pub enum DetectionOrderField {
+    /// When the sensor saw the activity.
     ObservedAt,
+    /// When casefile stored the detection.
     IngestedAt,
+    /// The risk score (and so the severity).
     RiskScore,
     /// The rule's name, ignoring case.
     RuleName,

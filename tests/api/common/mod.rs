@@ -1,9 +1,7 @@
 //! The test harness: one throwaway PostgreSQL cluster per test run (or the server at
 //! `CASEFILE_TEST_DATABASE_URL`), a template database migrated once, and a fresh database
-//! cloned from it for every test, so tests run in parallel. `TestApp` serves the real
-//! router on a loopback port and talks to it over real HTTP.
-
-#![allow(dead_code)]
+//! cloned from it for every test (dropped when the test ends), so tests run in parallel.
+//! `TestApp` serves the real router on a loopback port and talks to it over real HTTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +12,6 @@ use std::time::Duration;
 pub mod fixtures;
 pub mod ws;
 
-use casefile::auth::Viewer;
 use casefile::config::Limits;
 use casefile::db::embedded::EmbeddedPostgres;
 use casefile::db::{DbPool, migrations, pool};
@@ -125,8 +122,15 @@ fn test_cluster_dir() -> PathBuf {
     dir
 }
 
+/// A database of its own, cloned from the migrated template, and dropped (connections
+/// still open to it included) when this value is dropped at the end of the test.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
 /// A database of its own, cloned from the migrated template.
-pub async fn fresh_database() -> String {
+pub async fn fresh_database() -> TestDatabase {
     let server = server();
     let name = format!("casefile_test_{}", uuid::Uuid::new_v4().simple());
     {
@@ -140,7 +144,60 @@ pub async fn fresh_database() -> String {
             .await
             .expect("clone the template database");
     }
-    (server.url_for)(&name)
+    let url = (server.url_for)(&name);
+    TestDatabase { name, url }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot wait for a future: the
+        // statement runs on a thread (and a runtime) of its own, waited for, so the
+        // database is gone when the test ends. A failure here is reported, never a panic
+        // (this may run while a failed test unwinds).
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(drop_database(&name))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the thread dropping it panicked".to_owned()));
+        if let Err(error) = dropped {
+            eprintln!("could not drop test database {}: {error}", self.name);
+        }
+    }
+}
+
+/// Drops a test database, ending the connections still open to it.
+async fn drop_database(name: &str) -> Result<(), String> {
+    let mut admin =
+        AsyncPgConnection::establish(&server().admin_url).await.map_err(|e| e.to_string())?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Whether the test server has a database of this name.
+pub async fn database_exists(name: &str) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let mut admin = AsyncPgConnection::establish(&server().admin_url)
+        .await
+        .expect("connect to the test server");
+    let found: Count =
+        diesel::sql_query("SELECT count(*) AS count FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(&mut admin)
+            .await
+            .expect("query pg_database");
+    found.count > 0
 }
 
 /// The real router on a loopback port, with its own database, bootstrapped like a first start.
@@ -148,7 +205,10 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub db: DbPool,
     pub database_url: String,
-    pub data_dir: tempfile::TempDir,
+    /// The database of this app, dropped with it.
+    pub database: TestDatabase,
+    /// The server's data directory, removed when the app is dropped.
+    _data_dir: tempfile::TempDir,
     /// The bootstrap admin's token.
     pub admin_token: String,
     pub tenant_id: TenantId,
@@ -173,7 +233,8 @@ impl TestApp {
     }
 
     async fn build(limits: Limits, pool_size: usize, pool_wait: Duration) -> Self {
-        let database_url = fresh_database().await;
+        let database = fresh_database().await;
+        let database_url = database.url.clone();
         let statements = Arc::new(AtomicU64::new(0));
         let db = pool::build_counting(
             &database_url,
@@ -201,7 +262,8 @@ impl TestApp {
             addr,
             db,
             database_url,
-            data_dir,
+            database,
+            _data_dir: data_dir,
             admin_token,
             tenant_id: token.tenant_id,
             admin_id: admin.id,
@@ -299,14 +361,5 @@ impl TestApp {
             .expect("query")
             .expect("admin");
         tokens::create(&mut conn, &admin, "expiring", Some(at)).await.expect("token")
-    }
-
-    pub fn admin_viewer(&self) -> Viewer {
-        Viewer {
-            user_id: self.admin_id,
-            tenant_id: self.tenant_id,
-            role: Role::Admin,
-            token_id: TokenId::new(),
-        }
     }
 }
