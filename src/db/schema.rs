@@ -143,6 +143,7 @@ diesel::table! {
         display_name -> Text,
         role -> Text,
         created_at -> Timestamptz,
+        active -> Bool,
     }
 }
 

@@ -81,10 +81,16 @@ async fn assignee_sort(
     let user = users::find(conn, viewer.tenant_id, id)
         .await?
         .ok_or_else(|| AppError::validation("assigneeId", "no such user"))?;
+    if !user.active {
+        return Err(AppError::validation("assigneeId", "a deactivated user cannot be an assignee"));
+    }
     if !user.role().assignable() {
         return Err(AppError::validation(
             "assigneeId",
-            format!("a {} user cannot be an assignee: only ADMIN and ANALYST users can", user.role),
+            format!(
+                "a {} user cannot be an assignee: only ADMIN and ANALYST users can",
+                user.role.as_str()
+            ),
         ));
     }
     Ok(user.display_name.to_lowercase())
@@ -272,11 +278,11 @@ pub async fn update(
         changed |= changes.description.is_some() || changes.findings.is_some();
         let severity = match input.severity {
             Patch::Keep => None,
-            Patch::Clear => Some(0),
-            Patch::Set(s) => Some(s.rank()),
+            Patch::Clear => Some(None),
+            Patch::Set(s) => Some(Some(s)),
         };
-        if let Some(rank) = severity.filter(|r| *r != case.severity) {
-            changes.severity = Some(rank);
+        if let Some(severity) = severity.filter(|s| *s != case.severity) {
+            changes.severity = Some(severity.map_or(0, Severity::rank));
             changed = true;
         }
         if let Some(status) = status.filter(|s| *s != case.status()) {

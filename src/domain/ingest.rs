@@ -163,14 +163,14 @@ fn check(tenant: crate::models::ids::TenantId, d: DetectionDraft) -> AppResult<N
     }
     let (file_name, file_path, file_size, file_sha256, file_md5, file_mime_type, file_availability) =
         match file {
-            Some((n, p, s, sha, md5, mime, a)) => (Some(n), p, s, sha, md5, mime, Some(a.as_str())),
+            Some((n, p, s, sha, md5, mime, a)) => (Some(n), p, s, sha, md5, mime, Some(a)),
             None => (None, None, None, None, None, None, None),
         };
     Ok(NewDetection {
         id: DetectionId::new(),
         tenant_id: tenant,
         external_id: required_text(&d.external_id, "externalId", 200)?,
-        source: d.source.as_str(),
+        source: d.source,
         rule_name: required_text(&d.rule_name, "ruleName", 200)?,
         description: optional_text(d.description.as_deref(), "description", 10_000)?,
         observed_at: d.observed_at,
@@ -208,7 +208,7 @@ pub async fn ingest(
     }
     let total = drafts.len();
     let mut rows: Vec<NewDetection> = Vec::with_capacity(total);
-    let mut keys: Vec<(&'static str, String)> = Vec::with_capacity(total);
+    let mut keys: Vec<(DetectionSource, String)> = Vec::with_capacity(total);
     for (at, draft) in drafts.into_iter().enumerate() {
         let row =
             check(viewer.tenant_id, draft).map_err(|e| e.within(&format!("detections.{at}.")))?;
@@ -223,7 +223,7 @@ pub async fn ingest(
         let stored = detections::insert_new(conn, &rows).await?;
         let tenant =
             tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
-        let min = Severity::from_rank(tenant.auto_case_min_severity).unwrap_or(Severity::High);
+        let min = tenant.auto_case_min_severity;
         let candidates: Vec<&Detection> = stored
             .iter()
             .filter(|d| d.severity() >= min && d.source().allowed_in_self_managed())
@@ -242,14 +242,9 @@ pub async fn ingest(
         } else {
             detections::find_by_keys(conn, viewer.tenant_id, &keys).await?
         };
-        let mut by_key: HashMap<(String, String), Detection> =
-            all.into_iter().map(|d| ((d.source.clone(), d.external_id.clone()), d)).collect();
-        let detections = keys
-            .iter()
-            .filter_map(|(source, external)| {
-                by_key.remove(&((*source).to_owned(), external.clone()))
-            })
-            .collect();
+        let mut by_key: HashMap<(DetectionSource, String), Detection> =
+            all.into_iter().map(|d| ((d.source, d.external_id.clone()), d)).collect();
+        let detections = keys.iter().filter_map(|key| by_key.remove(key)).collect();
         Ok(IngestOutcome {
             accepted: stored.len(),
             duplicates: total - stored.len(),
@@ -292,7 +287,7 @@ async fn file_auto_cases(
             links::add(conn, tenant.id, case.id, &ids).await?;
             let mut changes = CaseChanges::default();
             changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
-            if highest.rank() > case.severity {
+            if case.severity.is_none_or(|severity| highest > severity) {
                 changes.severity = Some(highest.rank());
             }
             let case = if created {

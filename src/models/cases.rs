@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::cases;
-use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
+use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity, SeverityRank};
 use crate::models::ids::{CaseId, SubjectId, TenantId, UserId};
 
 /// Most detections one case may hold.
@@ -31,14 +31,15 @@ pub struct Case {
     pub id: CaseId,
     pub tenant_id: TenantId,
     pub number: i32,
-    pub kind: String,
+    pub kind: CaseKind,
     pub name: String,
     pub name_key: String,
     pub description: Option<String>,
     pub findings: Option<String>,
-    pub severity: i16,
-    pub status: String,
-    pub resolution: Option<String>,
+    #[diesel(deserialize_as = SeverityRank)]
+    pub severity: Option<Severity>,
+    pub status: CaseStatus,
+    pub resolution: Option<Resolution>,
     pub auto_created: bool,
     pub auto_rule_name: Option<String>,
     pub auto_device: Option<String>,
@@ -64,21 +65,22 @@ pub struct Case {
 }
 
 impl Case {
-    /// The stored kind; the CHECK constraint keeps unknown values out.
+    /// The stored kind (an unknown stored kind fails to load, it never defaults).
     pub fn kind(&self) -> CaseKind {
-        CaseKind::parse(&self.kind).unwrap_or(CaseKind::SelfManaged)
+        self.kind
     }
 
+    /// The stored status (an unknown stored status fails to load, it never reads as open).
     pub fn status(&self) -> CaseStatus {
-        CaseStatus::parse(&self.status).unwrap_or(CaseStatus::New)
+        self.status
     }
 
     pub fn severity(&self) -> Option<Severity> {
-        Severity::from_rank(self.severity)
+        self.severity
     }
 
     pub fn resolution(&self) -> Option<Resolution> {
-        self.resolution.as_deref().and_then(Resolution::parse)
+        self.resolution
     }
 }
 

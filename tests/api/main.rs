@@ -16,6 +16,7 @@ mod process;
 mod retention;
 mod roles;
 mod schema_file;
+mod stored_values;
 mod subjects;
 mod tenancy;
 mod users;
