@@ -257,18 +257,6 @@ pub async fn lock_many(
         .await
 }
 
-/// Whether a case of the tenant already has this name, ignoring case.
-pub async fn name_taken(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    name: &str,
-) -> QueryResult<bool> {
-    let lower = diesel::dsl::sql::<diesel::sql_types::Text>("lower(name)");
-    let query =
-        cases::table.filter(cases::tenant_id.eq(tenant)).filter(lower.eq(name.to_lowercase()));
-    diesel::select(diesel::dsl::exists(query)).get_result(conn).await
-}
-
 /// The open automatic case of this rule and device created on the UTC day of `day`.
 pub async fn find_open_auto_case(
     conn: &mut AsyncPgConnection,

@@ -170,8 +170,19 @@ pub async fn take_case_number(conn: &mut AsyncPgConnection, id: TenantId) -> Que
 
 /// Locks the tenant's row for the rest of the transaction and returns it. Transactions
 /// that lock the tenant and cases lock the tenant first, so they cannot deadlock.
+///
+/// The lock is `FOR NO KEY UPDATE`, the lock an `UPDATE` of the row takes: lockers (and
+/// `take_case_number`) wait for each other, but rows inserted with a foreign key to the
+/// tenant (which hold `FOR KEY SHARE` on it, as an ingestion's new detections do) do not
+/// block it, so two ingestions cannot deadlock on the tenant.
 pub async fn lock(conn: &mut AsyncPgConnection, id: TenantId) -> QueryResult<Option<Tenant>> {
-    tenants::table.find(id).select(Tenant::as_select()).for_update().first(conn).await.optional()
+    tenants::table
+        .find(id)
+        .select(Tenant::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .await
+        .optional()
 }
 
 #[cfg(test)]

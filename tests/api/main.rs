@@ -5,6 +5,7 @@ mod common;
 mod auth;
 mod bootstrap;
 mod case_lists;
+mod case_races;
 mod case_rules;
 mod database;
 mod detections;
