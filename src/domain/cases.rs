@@ -167,11 +167,11 @@ pub async fn create(
             id: CaseId::new(),
             tenant_id: viewer.tenant_id,
             number,
-            kind: input.kind.as_str(),
+            kind: input.kind,
             name: &name,
             description: description.as_deref(),
             severity: input.severity.map_or(0, Severity::rank),
-            status: input.status.as_str(),
+            status: input.status,
             auto_created: false,
             auto_rule_name: None,
             auto_device: None,
@@ -286,7 +286,7 @@ pub async fn update(
             changed = true;
         }
         if let Some(status) = status.filter(|s| *s != case.status()) {
-            changes.status = Some(status.as_str());
+            changes.status = Some(status);
             changed = true;
         }
         match input.assignee {
@@ -337,8 +337,8 @@ pub async fn resolve(
             tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
         let now = Utc::now();
         let changes = CaseChanges {
-            status: Some(CaseStatus::Resolved.as_str()),
-            resolution: Some(Some(resolution.as_str())),
+            status: Some(CaseStatus::Resolved),
+            resolution: Some(Some(resolution)),
             resolved_at: Some(Some(now)),
             delete_at: Some(
                 tenant.delete_resolved_after_days.map(|days| now + Duration::days(days.into())),
@@ -368,7 +368,7 @@ pub async fn archive(
         access::check_version(&case, expected_version)?;
         links::remove_all(conn, case.id).await?;
         let mut changes = CaseChanges {
-            status: Some(CaseStatus::Archived.as_str()),
+            status: Some(CaseStatus::Archived),
             archived_at: Some(Some(Utc::now())),
             ..CaseChanges::default()
         };

@@ -90,11 +90,11 @@ pub struct NewCase<'a> {
     pub id: CaseId,
     pub tenant_id: TenantId,
     pub number: i32,
-    pub kind: &'static str,
+    pub kind: CaseKind,
     pub name: &'a str,
     pub description: Option<&'a str>,
     pub severity: i16,
-    pub status: &'static str,
+    pub status: CaseStatus,
     pub auto_created: bool,
     pub auto_rule_name: Option<&'a str>,
     pub auto_device: Option<&'a str>,
@@ -117,8 +117,8 @@ pub struct CaseChanges {
     pub description: Option<Option<String>>,
     pub findings: Option<Option<String>>,
     pub severity: Option<i16>,
-    pub status: Option<&'static str>,
-    pub resolution: Option<Option<&'static str>>,
+    pub status: Option<CaseStatus>,
+    pub resolution: Option<Option<Resolution>>,
     pub assignee_id: Option<Option<UserId>>,
     pub assignee_sort: Option<String>,
     pub subject_id: Option<Option<SubjectId>>,
@@ -267,14 +267,13 @@ pub async fn find_open_auto_case(
 ) -> QueryResult<Option<Case>> {
     let start = day.date_naive().and_hms_opt(0, 0, 0).map(|d| d.and_utc()).unwrap_or(day);
     let end = start + chrono::Duration::days(1);
-    let open: Vec<&str> = CaseStatus::OPEN.iter().map(|s| s.as_str()).collect();
     cases::table
         .filter(cases::tenant_id.eq(tenant))
         .filter(cases::auto_created.eq(true))
         .filter(cases::auto_rule_name.eq(rule_name))
         .filter(cases::auto_device.eq(device))
         .filter(cases::created_at.ge(start).and(cases::created_at.lt(end)))
-        .filter(cases::status.eq_any(open))
+        .filter(cases::status.eq_any(CaseStatus::OPEN))
         .filter(cases::detection_count.lt(MAX_DETECTIONS as i32))
         .order(cases::created_at.desc())
         .select(Case::as_select())
