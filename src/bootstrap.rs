@@ -35,7 +35,7 @@ pub async fn run(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Option<Str
                 tenant_id: tenant.id,
                 email: "admin@localhost",
                 display_name: "Administrator",
-                role: Role::Admin.as_str(),
+                role: Role::Admin,
             },
         )
         .await?;

@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     tenant_id,
                     email: &email,
                     display_name: &display_name,
-                    role: role.as_str(),
+                    role,
                 };
                 users::insert(&mut conn, &new)
                     .await

@@ -150,6 +150,7 @@ diesel::table! {
         role -> Text,
         created_at -> Timestamptz,
         email_key -> Text,
+        active -> Bool,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::models::enums::Severity;
 use crate::models::ids::{TokenId, UserId};
 use crate::models::tenants::{self, PolicyChanges, Tenant};
 use crate::models::tokens;
-use crate::models::users::{self, NewUser, Role, User};
+use crate::models::users::{self, NewUser, Role, User, UserChanges};
 
 /// Creates a user of the viewer's tenant.
 pub async fn create_user(
@@ -32,7 +32,7 @@ pub async fn create_user(
         tenant_id: viewer.tenant_id,
         email,
         display_name: &display_name,
-        role: role.as_str(),
+        role,
     };
     users::insert(conn, &new).await.map_err(|error| {
         on_constraint(error, users::EMAIL_UNIQUE, || {
@@ -42,6 +42,61 @@ pub async fn create_user(
             )
         })
     })
+}
+
+/// What `updateUser` asks for: `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct UserDraft {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+/// Changes a user's display name, role or activity (admins only). A deactivated user's
+/// tokens stop working at once; its open case assignments stay as they are (an admin
+/// reassigns them), but it can no longer be made an assignee. A change that would leave
+/// the tenant without an active admin fails with `VALIDATION_FAILED` on `active` or
+/// `role` and changes nothing.
+pub async fn update_user(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    id: UserId,
+    draft: UserDraft,
+) -> AppResult<User> {
+    viewer.require(access::ADMINISTER)?;
+    let display_name = match draft.display_name.as_deref() {
+        Some(name) => Some(required_text(name, "displayName", 200)?),
+        None => None,
+    };
+    let changes = UserChanges { display_name, role: draft.role, active: draft.active };
+    let tenant = viewer.tenant_id;
+    conn.transaction(async |conn| {
+        // The tenant's lock first (as every domain operation takes it), so that two
+        // changes cannot each remove one of the last two admins.
+        tenants::lock(conn, tenant).await?.ok_or(AppError::NotFound("tenant"))?;
+        let user = users::find(conn, tenant, id).await?.ok_or(AppError::NotFound("user"))?;
+        if changes.is_empty() {
+            return Ok(user);
+        }
+        let after = User {
+            role: changes.role.unwrap_or(user.role),
+            active: changes.active.unwrap_or(user.active),
+            ..user.clone()
+        };
+        if user.is_active_admin()
+            && !after.is_active_admin()
+            && users::count_active_admins(conn, tenant).await? <= 1
+        {
+            let (field, message) = if after.active {
+                ("role", "the tenant's last active ADMIN cannot lose the ADMIN role")
+            } else {
+                ("active", "the tenant's last active ADMIN cannot be deactivated")
+            };
+            return Err(AppError::validation(field, message));
+        }
+        users::update(conn, tenant, id, &changes).await?.ok_or(AppError::NotFound("user"))
+    })
+    .await
 }
 
 /// Creates a token for a user of the tenant; returns its id and secret (shown once).
@@ -121,7 +176,7 @@ pub async fn update_policies(
         archive_after_days: draft.archive_after_days,
         delete_resolved_after_days: draft.delete_resolved_after_days,
         auto_case_enabled: draft.auto_case_enabled,
-        auto_case_min_severity: draft.auto_case_min_severity.map(Severity::rank),
+        auto_case_min_severity: draft.auto_case_min_severity,
     };
     Ok(tenants::update_policies(conn, viewer.tenant_id, &changes).await?)
 }

@@ -50,7 +50,8 @@ pub(crate) async fn load_for_case(
             Code::UnsupportedForKind,
             format!(
                 "{} detections cannot go into a self-managed case ({})",
-                managed.source, managed.external_id
+                managed.source.as_str(),
+                managed.external_id
             ),
         ));
     }

@@ -82,10 +82,16 @@ async fn assignee_sort(
     let user = users::find(conn, viewer.tenant_id, id)
         .await?
         .ok_or_else(|| AppError::validation("assigneeId", "no such user"))?;
+    if !user.active {
+        return Err(AppError::validation("assigneeId", "a deactivated user cannot be an assignee"));
+    }
     if !user.role().assignable() {
         return Err(AppError::validation(
             "assigneeId",
-            format!("a {} user cannot be an assignee: only ADMIN and ANALYST users can", user.role),
+            format!(
+                "a {} user cannot be an assignee: only ADMIN and ANALYST users can",
+                user.role.as_str()
+            ),
         ));
     }
     Ok(fold(&user.display_name))
@@ -162,11 +168,11 @@ pub async fn create(
             id: CaseId::new(),
             tenant_id: viewer.tenant_id,
             number,
-            kind: input.kind.as_str(),
+            kind: input.kind,
             name: &name,
             description: description.as_deref(),
             severity: input.severity.map_or(0, Severity::rank),
-            status: input.status.as_str(),
+            status: input.status,
             auto_created: false,
             auto_rule_name: None,
             auto_device: None,
@@ -273,15 +279,15 @@ pub async fn update(
         changed |= changes.description.is_some() || changes.findings.is_some();
         let severity = match input.severity {
             Patch::Keep => None,
-            Patch::Clear => Some(0),
-            Patch::Set(s) => Some(s.rank()),
+            Patch::Clear => Some(None),
+            Patch::Set(s) => Some(Some(s)),
         };
-        if let Some(rank) = severity.filter(|r| *r != case.severity) {
-            changes.severity = Some(rank);
+        if let Some(severity) = severity.filter(|s| *s != case.severity) {
+            changes.severity = Some(severity.map_or(0, Severity::rank));
             changed = true;
         }
         if let Some(status) = status.filter(|s| *s != case.status()) {
-            changes.status = Some(status.as_str());
+            changes.status = Some(status);
             changed = true;
         }
         match input.assignee {
@@ -332,8 +338,8 @@ pub async fn resolve(
             tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
         let now = Utc::now();
         let changes = CaseChanges {
-            status: Some(CaseStatus::Resolved.as_str()),
-            resolution: Some(Some(resolution.as_str())),
+            status: Some(CaseStatus::Resolved),
+            resolution: Some(Some(resolution)),
             resolved_at: Some(Some(now)),
             delete_at: Some(
                 tenant.delete_resolved_after_days.map(|days| now + Duration::days(days.into())),
@@ -363,7 +369,7 @@ pub async fn archive(
         access::check_version(&case, expected_version)?;
         links::remove_all(conn, case.id).await?;
         let mut changes = CaseChanges {
-            status: Some(CaseStatus::Archived.as_str()),
+            status: Some(CaseStatus::Archived),
             archived_at: Some(Some(Utc::now())),
             ..CaseChanges::default()
         };

@@ -10,10 +10,10 @@ use serde_json::json;
 
 use crate::auth::Viewer;
 use crate::domain::{access, optional_text, required_text};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::models::cases::{self, Case, CaseChanges, NewCase, rules};
 use crate::models::detections::{self, Detection, MAX_INGEST, NewDetection, RAW_MAX_BYTES};
-use crate::models::enums::{CaseStatus, DetectionSource, FileAvailability, Severity};
+use crate::models::enums::{CaseKind, CaseStatus, DetectionSource, FileAvailability, Severity};
 use crate::models::ids::{CaseId, DetectionId};
 use crate::models::{links, tenants};
 
@@ -163,14 +163,14 @@ fn check(tenant: crate::models::ids::TenantId, d: DetectionDraft) -> AppResult<N
     }
     let (file_name, file_path, file_size, file_sha256, file_md5, file_mime_type, file_availability) =
         match file {
-            Some((n, p, s, sha, md5, mime, a)) => (Some(n), p, s, sha, md5, mime, Some(a.as_str())),
+            Some((n, p, s, sha, md5, mime, a)) => (Some(n), p, s, sha, md5, mime, Some(a)),
             None => (None, None, None, None, None, None, None),
         };
     Ok(NewDetection {
         id: DetectionId::new(),
         tenant_id: tenant,
         external_id: required_text(&d.external_id, "externalId", 200)?,
-        source: d.source.as_str(),
+        source: d.source,
         rule_name: required_text(&d.rule_name, "ruleName", 200)?,
         description: optional_text(d.description.as_deref(), "description", 10_000)?,
         observed_at: d.observed_at,
@@ -208,7 +208,7 @@ pub async fn ingest(
     }
     let total = drafts.len();
     let mut rows: Vec<NewDetection> = Vec::with_capacity(total);
-    let mut keys: Vec<(&'static str, String)> = Vec::with_capacity(total);
+    let mut keys: Vec<(DetectionSource, String)> = Vec::with_capacity(total);
     for (at, draft) in drafts.into_iter().enumerate() {
         let row =
             check(viewer.tenant_id, draft).map_err(|e| e.within(&format!("detections.{at}.")))?;
@@ -223,7 +223,7 @@ pub async fn ingest(
         let stored = detections::insert_new(conn, &rows).await?;
         let tenant =
             tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
-        let min = Severity::from_rank(tenant.auto_case_min_severity).unwrap_or(Severity::High);
+        let min = tenant.auto_case_min_severity;
         let candidates: Vec<&Detection> = stored
             .iter()
             .filter(|d| d.severity() >= min && d.source().allowed_in_self_managed())
@@ -242,14 +242,9 @@ pub async fn ingest(
         } else {
             detections::find_by_keys(conn, viewer.tenant_id, &keys).await?
         };
-        let mut by_key: HashMap<(String, String), Detection> =
-            all.into_iter().map(|d| ((d.source.clone(), d.external_id.clone()), d)).collect();
-        let detections = keys
-            .iter()
-            .filter_map(|(source, external)| {
-                by_key.remove(&((*source).to_owned(), external.clone()))
-            })
-            .collect();
+        let mut by_key: HashMap<(DetectionSource, String), Detection> =
+            all.into_iter().map(|d| ((d.source, d.external_id.clone()), d)).collect();
+        let detections = keys.iter().filter_map(|key| by_key.remove(key)).collect();
         Ok(IngestOutcome {
             accepted: stored.len(),
             duplicates: total - stored.len(),
@@ -292,7 +287,7 @@ async fn file_auto_cases(
             links::add(conn, tenant.id, case.id, &ids).await?;
             let mut changes = CaseChanges::default();
             changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
-            if highest.rank() > case.severity {
+            if case.severity.is_none_or(|severity| highest > severity) {
                 changes.severity = Some(highest.rank());
             }
             let case = if created {
@@ -317,31 +312,21 @@ async fn create_auto_case(
 ) -> AppResult<Case> {
     let number = tenants::take_case_number(conn, tenant.id).await?;
     let base = if device.is_empty() { rule.to_owned() } else { format!("{rule} on {device}") };
-    let mut name = rules::name_from(&base, rules::NAME_MAX);
-    if name.is_empty() || cases::name_taken(conn, tenant.id, &name).await? {
-        let suffix = format!(" ({number})");
-        let stem = rules::name_from(&base, rules::NAME_MAX - suffix.chars().count());
-        name = if stem.is_empty() {
-            format!("Automatic case {number}")
-        } else {
-            format!("{stem}{suffix}")
-        };
-    }
     let description = if device.is_empty() {
         format!("Opened automatically for {rule} detections.")
     } else {
         format!("Opened automatically for {rule} detections on {device}.")
     };
     let description: String = description.chars().take(rules::DESCRIPTION_MAX).collect();
-    let new = NewCase {
+    let mut new = NewCase {
         id: CaseId::new(),
         tenant_id: tenant.id,
         number,
-        kind: crate::models::enums::CaseKind::SelfManaged.as_str(),
-        name: &name,
+        kind: CaseKind::SelfManaged,
+        name: "",
         description: Some(&description),
         severity: severity.rank(),
-        status: CaseStatus::New.as_str(),
+        status: CaseStatus::New,
         auto_created: true,
         auto_rule_name: Some(rule),
         auto_device: Some(device),
@@ -355,5 +340,77 @@ async fn create_auto_case(
         updated_at: now,
         archive_at: now + Duration::days(tenant.archive_after_days.into()),
     };
-    Ok(cases::insert(conn, &new).await?)
+    // The unique index on names decides, also against a case named (or renamed) by hand
+    // at the same moment: each try runs in a savepoint, so a taken name rolls back only
+    // that insert and the next name is tried, never the whole ingestion.
+    let names = auto_case_names(&base, number);
+    for name in &names {
+        new.name = name;
+        let inserted = conn.transaction(async |conn| cases::insert(conn, &new).await).await;
+        match inserted {
+            Ok(case) => return Ok(case),
+            Err(error) if is_violation_of(&error, cases::NAME_KEY) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(AppError::Rule(
+        Code::NameTaken,
+        format!("every name tried for an automatic case is taken: {}", names.join(", ")),
+    ))
+}
+
+/// The names an automatic case tries, in order: the rule and device, then the same with
+/// the case number, then with the number and a counter (cut to the name's limit).
+fn auto_case_names(base: &str, number: i32) -> Vec<String> {
+    let mut names = Vec::new();
+    let plain = rules::name_from(base, rules::NAME_MAX);
+    if !plain.is_empty() {
+        names.push(plain);
+    }
+    let suffixes =
+        std::iter::once(format!(" ({number})")).chain((2..=4).map(|n| format!(" ({number}-{n})")));
+    for suffix in suffixes {
+        let stem = rules::name_from(base, rules::NAME_MAX - suffix.chars().count());
+        names.push(if stem.is_empty() {
+            format!("Automatic case {}", suffix.trim_matches([' ', '(', ')']))
+        } else {
+            format!("{stem}{suffix}")
+        });
+    }
+    names
+}
+
+/// Whether `error` is a unique violation of the index `constraint`.
+fn is_violation_of(error: &diesel::result::Error, constraint: &str) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            info,
+        ) if info.constraint_name() == Some(constraint)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_case_names;
+
+    #[test]
+    fn automatic_case_names_fall_back_to_the_number_within_the_name_limit() {
+        assert_eq!(
+            auto_case_names("Rule on host", 7),
+            [
+                "Rule on host",
+                "Rule on host (7)",
+                "Rule on host (7-2)",
+                "Rule on host (7-3)",
+                "Rule on host (7-4)"
+            ]
+        );
+        let long = "x".repeat(80);
+        for name in auto_case_names(&long, 12345) {
+            assert!(name.chars().count() <= 50, "{name}");
+        }
+        assert_eq!(auto_case_names("", 3)[..2], ["Automatic case 3", "Automatic case 3-2"]);
+    }
 }

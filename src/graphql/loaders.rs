@@ -13,12 +13,14 @@ use crate::error::LoadError;
 use crate::graphql::batching::{Gate, Hold, spawner};
 use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader};
 use crate::models::detections::list::{EntityCount, TechniqueCount};
-use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
-use crate::models::{cases, detections, links, subjects, tenants, users};
+use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, TokenId, UserId};
+use crate::models::{cases, detections, links, subjects, tenants, tokens, users};
 
 /// The loaders of one operation.
 pub struct Loaders {
     pub users: DataLoader<UserLoader>,
+    pub api_tokens: DataLoader<ApiTokenLoader>,
+    pub user_tokens: DataLoader<UserTokensLoader>,
     pub tenants: DataLoader<TenantLoader>,
     pub cases: DataLoader<CaseLoader>,
     pub detections: DataLoader<DetectionLoader>,
@@ -38,6 +40,8 @@ impl Loaders {
         let scope = Scope { db, tenant };
         Self {
             users: loader(UserLoader(scope.clone()), gate),
+            api_tokens: loader(ApiTokenLoader(scope.clone()), gate),
+            user_tokens: loader(UserTokensLoader(scope.clone()), gate),
             tenants: loader(TenantLoader(scope.clone()), gate),
             cases: loader(CaseLoader(scope.clone()), gate),
             detections: loader(DetectionLoader(scope.clone()), gate),
@@ -102,6 +106,10 @@ by_id_loader!(
     UserLoader, UserId, users::User, users::find_many
 );
 by_id_loader!(
+    /// API tokens of the viewer's tenant by id.
+    ApiTokenLoader, TokenId, tokens::ApiToken, tokens::find_many
+);
+by_id_loader!(
     /// Cases of the viewer's tenant by id.
     CaseLoader, CaseId, cases::Case, cases::find_many
 );
@@ -142,6 +150,23 @@ impl Loader<String> for SubjectByUsernameLoader {
         let mut conn = self.0.conn().await?;
         let rows = subjects::find_by_usernames(&mut conn, self.0.tenant, keys).await?;
         Ok(rows.into_iter().map(|s| (s.key(), s)).collect())
+    }
+}
+
+/// Each user's API tokens, oldest first.
+pub struct UserTokensLoader(Scope);
+
+impl Loader<UserId> for UserTokensLoader {
+    type Value = Vec<tokens::ApiToken>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let mut out: HashMap<UserId, Self::Value> = HashMap::new();
+        for token in tokens::of_users(&mut conn, self.0.tenant, keys).await? {
+            out.entry(token.user_id).or_default().push(token);
+        }
+        Ok(out)
     }
 }
 

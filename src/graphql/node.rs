@@ -3,12 +3,14 @@
 use async_graphql::{Context, ID, Interface, Object};
 use futures_util::future::try_join_all;
 
+use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::graphql::cases::Case;
 use crate::graphql::detections::Detection;
 use crate::graphql::subjects::Subject;
-use crate::graphql::{Loaders, ids, tenants::Tenant, users::User, viewer_and_loaders};
-use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, UserId};
+use crate::graphql::users::{ApiToken, User};
+use crate::graphql::{Loaders, ids, tenants::Tenant, viewer_and_loaders};
+use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, TokenId, UserId};
 
 /// Most ids one `nodes` call may ask for.
 pub const MAX_NODES: usize = 100;
@@ -22,6 +24,7 @@ pub enum Node {
     Case(Case),
     Detection(Detection),
     Subject(Subject),
+    ApiToken(ApiToken),
 }
 
 #[derive(Default)]
@@ -37,7 +40,7 @@ impl NodeQuery {
     ) -> async_graphql::Result<Option<Node>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
-        load(loaders, &id).await
+        load(viewer, loaders, &id).await
     }
 
     /// The objects with these global ids, in the same order, null where there is none (at most 100 ids).
@@ -51,11 +54,11 @@ impl NodeQuery {
         if ids.len() > MAX_NODES {
             return Err(AppError::validation("ids", format!("at most {MAX_NODES} ids")).into());
         }
-        try_join_all(ids.iter().map(|id| load(loaders, id))).await
+        try_join_all(ids.iter().map(|id| load(viewer, loaders, id))).await
     }
 }
 
-async fn load(loaders: &Loaders, id: &ID) -> async_graphql::Result<Option<Node>> {
+async fn load(viewer: &Viewer, loaders: &Loaders, id: &ID) -> async_graphql::Result<Option<Node>> {
     let Some((kind, uuid)) = ids::decode(id) else { return Ok(None) };
     Ok(match kind {
         ids::Kind::Tenant => {
@@ -71,7 +74,13 @@ async fn load(loaders: &Loaders, id: &ID) -> async_graphql::Result<Option<Node>>
         ids::Kind::Subject => {
             loaders.subjects.load_one(SubjectId(uuid)).await?.map(|s| Node::Subject(Subject(s)))
         }
-        // Tokens are not objects of the API: only their ids are.
-        ids::Kind::ApiToken => None,
+        // A token is visible to an ADMIN and to its own user only.
+        ids::Kind::ApiToken => loaders
+            .api_tokens
+            .load_one(TokenId(uuid))
+            .await?
+            .map(ApiToken)
+            .filter(|t| t.visible_to(viewer))
+            .map(Node::ApiToken),
     })
 }

@@ -61,8 +61,7 @@ impl Tenant {
     async fn auto_case_policy(&self) -> AutoCasePolicy {
         AutoCasePolicy {
             enabled: self.0.auto_case_enabled,
-            min_severity: Severity::from_rank(self.0.auto_case_min_severity)
-                .unwrap_or(Severity::High),
+            min_severity: self.0.auto_case_min_severity,
         }
     }
 }

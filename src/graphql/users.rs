@@ -10,6 +10,7 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::viewer_and_loaders;
 use crate::models::ids::{TokenId, UserId};
+use crate::models::tokens;
 use crate::models::users::{self, Role};
 
 /// A person or integration with access to the tenant.
@@ -39,9 +40,71 @@ impl User {
         self.0.role()
     }
 
-    /// Whether cases can be assigned to this user (admins and analysts only).
+    /// Whether cases can be assigned to this user (active admins and analysts only).
     async fn assignable(&self) -> bool {
-        self.0.role().assignable()
+        self.0.assignable()
+    }
+
+    /// Whether the user may sign in: a deactivated user's tokens answer `UNAUTHENTICATED`
+    /// and it cannot be assigned (cases it is assigned to keep it until reassigned).
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+
+    /// The user's API tokens, oldest first, revoked and expired ones included (secrets are
+    /// never shown again). Only an ADMIN or the user itself may read them: anyone else gets
+    /// `FORBIDDEN` on this field.
+    async fn api_tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiToken>> {
+        let (viewer, loaders) = viewer_and_loaders(ctx)?;
+        if viewer.user_id != self.0.id {
+            viewer.require(crate::domain::access::ADMINISTER)?;
+        }
+        let tokens = loaders.user_tokens.load_one(self.0.id).await?.unwrap_or_default();
+        Ok(tokens.into_iter().map(ApiToken).collect())
+    }
+}
+
+/// An API token of a user: its secret is shown once at creation and never again.
+pub struct ApiToken(pub tokens::ApiToken);
+
+impl ApiToken {
+    /// Whether `viewer` may see this token: an ADMIN, or the token's own user.
+    pub fn visible_to(&self, viewer: &crate::auth::Viewer) -> bool {
+        viewer.user_id == self.0.user_id
+            || viewer.require(crate::domain::access::ADMINISTER).is_ok()
+    }
+}
+
+#[Object]
+impl ApiToken {
+    /// Global id (what `revokeApiToken` takes).
+    pub async fn id(&self) -> ID {
+        ids::encode(Kind::ApiToken, self.0.id.0)
+    }
+
+    /// The name given at creation, to tell tokens apart.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// When the token was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When the token stops working; null: never.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+
+    /// When the token was last used (recorded at most once a minute); null: never.
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+
+    /// When the token was revoked; null while it is not.
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
     }
 }
 
@@ -114,6 +177,21 @@ pub struct UserPayload {
     pub user: User,
 }
 
+/// What `updateUser` changes: an absent or null field is left alone.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+    /// The user to change.
+    pub id: ID,
+    /// A new name shown to people (1–200 characters, trimmed).
+    pub display_name: Option<String>,
+    /// A new role; it applies from the user's next request or WebSocket operation.
+    pub role: Option<Role>,
+    /// `false` deactivates the user (its tokens stop working at once), `true` reactivates it.
+    pub active: Option<bool>,
+}
+
 /// A new API token and the user it signs in as.
 #[derive(InputObject)]
 pub struct CreateApiTokenInput {
@@ -174,6 +252,28 @@ impl UserMutation {
         let user =
             admin::create_user(&mut conn, viewer, &input.email, &input.display_name, input.role)
                 .await?;
+        Ok(UserPayload { client_mutation_id: input.client_mutation_id, user: User(user) })
+    }
+
+    /// Changes a user's display name, role or activity (admins only). A deactivated user's
+    /// tokens answer `UNAUTHENTICATED` at once and it can no longer be assigned; cases
+    /// assigned to it keep their assignee until reassigned. A change that would leave the
+    /// tenant without an active ADMIN fails with `VALIDATION_FAILED` on `active` or `role`.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateUserInput,
+    ) -> async_graphql::Result<UserPayload> {
+        let (viewer, _) = viewer_and_loaders(ctx)?;
+        viewer.require(crate::domain::access::ADMINISTER)?;
+        let id = UserId(ids::expect(Kind::User, &input.id, "id")?);
+        let draft = admin::UserDraft {
+            display_name: input.display_name,
+            role: input.role,
+            active: input.active,
+        };
+        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let user = admin::update_user(&mut conn, viewer, id, draft).await?;
         Ok(UserPayload { client_mutation_id: input.client_mutation_id, user: User(user) })
     }
 

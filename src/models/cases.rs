@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::cases;
-use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
+use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity, SeverityRank};
 use crate::models::fold::fold;
 use crate::models::ids::{CaseId, SubjectId, TenantId, UserId};
 
@@ -32,14 +32,15 @@ pub struct Case {
     pub id: CaseId,
     pub tenant_id: TenantId,
     pub number: i32,
-    pub kind: String,
+    pub kind: CaseKind,
     pub name: String,
     pub name_key: String,
     pub description: Option<String>,
     pub findings: Option<String>,
-    pub severity: i16,
-    pub status: String,
-    pub resolution: Option<String>,
+    #[diesel(deserialize_as = SeverityRank)]
+    pub severity: Option<Severity>,
+    pub status: CaseStatus,
+    pub resolution: Option<Resolution>,
     pub auto_created: bool,
     pub auto_rule_name: Option<String>,
     pub auto_device: Option<String>,
@@ -65,21 +66,22 @@ pub struct Case {
 }
 
 impl Case {
-    /// The stored kind; the CHECK constraint keeps unknown values out.
+    /// The stored kind (an unknown stored kind fails to load, it never defaults).
     pub fn kind(&self) -> CaseKind {
-        CaseKind::parse(&self.kind).unwrap_or(CaseKind::SelfManaged)
+        self.kind
     }
 
+    /// The stored status (an unknown stored status fails to load, it never reads as open).
     pub fn status(&self) -> CaseStatus {
-        CaseStatus::parse(&self.status).unwrap_or(CaseStatus::New)
+        self.status
     }
 
     pub fn severity(&self) -> Option<Severity> {
-        Severity::from_rank(self.severity)
+        self.severity
     }
 
     pub fn resolution(&self) -> Option<Resolution> {
-        self.resolution.as_deref().and_then(Resolution::parse)
+        self.resolution
     }
 }
 
@@ -89,11 +91,11 @@ pub struct NewCase<'a> {
     pub id: CaseId,
     pub tenant_id: TenantId,
     pub number: i32,
-    pub kind: &'static str,
+    pub kind: CaseKind,
     pub name: &'a str,
     pub description: Option<&'a str>,
     pub severity: i16,
-    pub status: &'static str,
+    pub status: CaseStatus,
     pub auto_created: bool,
     pub auto_rule_name: Option<&'a str>,
     pub auto_device: Option<&'a str>,
@@ -116,8 +118,8 @@ pub struct CaseChanges {
     pub description: Option<Option<String>>,
     pub findings: Option<Option<String>>,
     pub severity: Option<i16>,
-    pub status: Option<&'static str>,
-    pub resolution: Option<Option<&'static str>>,
+    pub status: Option<CaseStatus>,
+    pub resolution: Option<Option<Resolution>>,
     pub assignee_id: Option<Option<UserId>>,
     pub assignee_sort: Option<String>,
     pub subject_id: Option<Option<SubjectId>>,
@@ -263,17 +265,6 @@ pub async fn lock_many(
         .await
 }
 
-/// Whether a case of the tenant already has this name, ignoring case.
-pub async fn name_taken(
-    conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    name: &str,
-) -> QueryResult<bool> {
-    let query =
-        cases::table.filter(cases::tenant_id.eq(tenant)).filter(cases::name_key.eq(fold(name)));
-    diesel::select(diesel::dsl::exists(query)).get_result(conn).await
-}
-
 /// The open automatic case of this rule and device created on the UTC day of `day`.
 pub async fn find_open_auto_case(
     conn: &mut AsyncPgConnection,
@@ -284,14 +275,13 @@ pub async fn find_open_auto_case(
 ) -> QueryResult<Option<Case>> {
     let start = day.date_naive().and_hms_opt(0, 0, 0).map(|d| d.and_utc()).unwrap_or(day);
     let end = start + chrono::Duration::days(1);
-    let open: Vec<&str> = CaseStatus::OPEN.iter().map(|s| s.as_str()).collect();
     cases::table
         .filter(cases::tenant_id.eq(tenant))
         .filter(cases::auto_created.eq(true))
         .filter(cases::auto_rule_name.eq(rule_name))
         .filter(cases::auto_device.eq(device))
         .filter(cases::created_at.ge(start).and(cases::created_at.lt(end)))
-        .filter(cases::status.eq_any(open))
+        .filter(cases::status.eq_any(CaseStatus::OPEN))
         .filter(cases::detection_count.lt(MAX_DETECTIONS as i32))
         .order(cases::created_at.desc())
         .select(Case::as_select())

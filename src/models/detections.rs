@@ -24,13 +24,13 @@ pub struct Detection {
     pub id: DetectionId,
     pub tenant_id: TenantId,
     pub external_id: String,
-    pub source: String,
+    pub source: DetectionSource,
     pub rule_name: String,
     pub description: Option<String>,
     pub observed_at: DateTime<Utc>,
     pub ingested_at: DateTime<Utc>,
     pub risk_score: i32,
-    pub severity: i16,
+    pub severity: Severity,
     pub risk_indicators: serde_json::Value,
     pub device_id: Option<String>,
     pub device_hostname: Option<String>,
@@ -44,7 +44,7 @@ pub struct Detection {
     pub file_sha256: Option<String>,
     pub file_md5: Option<String>,
     pub file_mime_type: Option<String>,
-    pub file_availability: Option<String>,
+    pub file_availability: Option<FileAvailability>,
     pub file_content_stored: bool,
     pub raw: Option<serde_json::Value>,
     /// The keys (`models::fold`) of the rule name, hostname and actor: filters, the
@@ -56,18 +56,16 @@ pub struct Detection {
 
 impl Detection {
     pub fn source(&self) -> DetectionSource {
-        DetectionSource::parse(&self.source).unwrap_or(DetectionSource::Xdr)
+        self.source
     }
 
     pub fn severity(&self) -> Severity {
-        Severity::from_rank(self.severity).unwrap_or(Severity::from_risk_score(self.risk_score))
+        self.severity
     }
 
     pub fn file_availability(&self) -> FileAvailability {
-        self.file_availability
-            .as_deref()
-            .and_then(FileAvailability::parse)
-            .unwrap_or(FileAvailability::NoFileAvailable)
+        // A detection without a file (an XDR detection) has no availability stored.
+        self.file_availability.unwrap_or(FileAvailability::NoFileAvailable)
     }
 }
 
@@ -77,7 +75,7 @@ pub struct NewDetection {
     pub id: DetectionId,
     pub tenant_id: TenantId,
     pub external_id: String,
-    pub source: &'static str,
+    pub source: DetectionSource,
     pub rule_name: String,
     pub description: Option<String>,
     pub observed_at: DateTime<Utc>,
@@ -95,7 +93,7 @@ pub struct NewDetection {
     pub file_sha256: Option<String>,
     pub file_md5: Option<String>,
     pub file_mime_type: Option<String>,
-    pub file_availability: Option<&'static str>,
+    pub file_availability: Option<FileAvailability>,
     pub raw: Option<serde_json::Value>,
 }
 
@@ -134,7 +132,7 @@ pub async fn insert_new(
 pub async fn find_by_keys(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
-    keys: &[(&'static str, String)],
+    keys: &[(DetectionSource, String)],
 ) -> QueryResult<Vec<Detection>> {
     let external_ids: Vec<&str> = keys.iter().map(|(_, e)| e.as_str()).collect();
     let rows: Vec<Detection> = detections::table

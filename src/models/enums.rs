@@ -1,12 +1,59 @@
 //! The domain's closed sets of values. Each is a GraphQL enum and is stored as its
 //! GraphQL name (text columns with CHECK constraints), except severities, which are
 //! stored as ranks so that they order and compare.
+//!
+//! Stored values fail closed: every enum reads and writes its column through a typed
+//! diesel `FromSql`/`ToSql`, and a value this build does not know is a deserialization
+//! error (a logged `INTERNAL`), never a default that could reopen what was closed.
+
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::SmallInt;
+
+/// Implements diesel's `FromSql`/`ToSql` on a text column for an enum with `as_str` and
+/// `parse`: an unknown stored name fails to decode.
+macro_rules! stored_as_text {
+    ($name:ident) => {
+        impl $name {
+            /// The value of a stored name, or an error for a name this build does not know.
+            pub fn from_stored(text: &str) -> diesel::deserialize::Result<Self> {
+                $name::parse(text).ok_or_else(|| {
+                    format!(concat!("unknown stored ", stringify!($name), " {:?}"), text).into()
+                })
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+                $name::from_stored(std::str::from_utf8(value.as_bytes())?)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+            ) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
+                    self.as_str(),
+                    out,
+                )
+            }
+        }
+    };
+}
+pub(crate) use stored_as_text;
 
 /// Defines an enum whose stored text is its GraphQL name.
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         pub enum $name {
             $($(#[$vdoc])* $variant,)+
         }
@@ -29,6 +76,8 @@ macro_rules! text_enum {
                 }
             }
         }
+
+        stored_as_text!($name);
     };
 }
 
@@ -140,7 +189,20 @@ text_enum!(
 /// How severe a detection or a case is, from INFORMATIONAL up to CRITICAL; filters and
 /// orders compare in that order.
 // Stored as its rank (1–5; 0 stands for none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    async_graphql::Enum,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = SmallInt)]
 pub enum Severity {
     /// Worth knowing, no risk (a detection's risk score 0).
     Informational,
@@ -186,6 +248,54 @@ impl Severity {
     }
 }
 
+impl Severity {
+    /// The severity of a stored rank of 1–5; any other rank is an error.
+    pub fn from_stored(rank: i16) -> deserialize::Result<Self> {
+        Severity::from_rank(rank)
+            .ok_or_else(|| format!("unknown stored severity rank {rank}").into())
+    }
+}
+
+/// A stored rank of 1–5 reads as its severity; anything else fails to decode.
+impl FromSql<SmallInt, Pg> for Severity {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        Severity::from_stored(<i16 as FromSql<SmallInt, Pg>>::from_sql(value)?)
+    }
+}
+
+impl ToSql<SmallInt, Pg> for Severity {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <i16 as ToSql<SmallInt, Pg>>::to_sql(&self.rank(), &mut out.reborrow())
+    }
+}
+
+/// A case's stored severity rank: 0 is none, 1–5 a severity, anything else fails to decode.
+/// Read through `#[diesel(deserialize_as = SeverityRank)]` into an `Option<Severity>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::deserialize::FromSqlRow)]
+pub struct SeverityRank(pub Option<Severity>);
+
+impl SeverityRank {
+    /// 0 is none, 1–5 a severity; any other rank is an error.
+    pub fn from_stored(rank: i16) -> deserialize::Result<Self> {
+        match rank {
+            0 => Ok(SeverityRank(None)),
+            rank => Severity::from_stored(rank).map(|s| SeverityRank(Some(s))),
+        }
+    }
+}
+
+impl FromSql<SmallInt, Pg> for SeverityRank {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        SeverityRank::from_stored(<i16 as FromSql<SmallInt, Pg>>::from_sql(value)?)
+    }
+}
+
+impl From<SeverityRank> for Option<Severity> {
+    fn from(rank: SeverityRank) -> Self {
+        rank.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +331,35 @@ mod tests {
             assert_eq!(CaseStatus::parse(status.as_str()), Some(*status));
         }
         assert_eq!(CaseStatus::parse("OPEN"), None);
+    }
+
+    #[test]
+    fn unknown_stored_values_fail_to_decode_instead_of_defaulting() {
+        for status in CaseStatus::ALL {
+            assert_eq!(CaseStatus::from_stored(status.as_str()).ok(), Some(*status));
+        }
+        assert!(CaseStatus::from_stored("REOPENED").is_err());
+        assert!(CaseStatus::from_stored("new").is_err(), "names are exact");
+        assert!(CaseStatus::from_stored("").is_err());
+        assert!(CaseKind::from_stored("SELF_MANAGED_V2").is_err());
+        assert!(Resolution::from_stored("WONT_FIX").is_err());
+        assert!(DetectionSource::from_stored("EDR").is_err());
+        assert!(FileAvailability::from_stored("MAYBE").is_err());
+        let message = CaseStatus::from_stored("REOPENED").err().map(|e| e.to_string());
+        assert_eq!(message.as_deref(), Some("unknown stored CaseStatus \"REOPENED\""));
+    }
+
+    #[test]
+    fn unknown_stored_severity_ranks_fail_to_decode() {
+        assert_eq!(Severity::from_stored(5).ok(), Some(Severity::Critical));
+        assert!(Severity::from_stored(0).is_err(), "a detection always has a severity");
+        assert!(Severity::from_stored(6).is_err());
+        assert!(Severity::from_stored(-1).is_err());
+        assert_eq!(SeverityRank::from_stored(0).ok(), Some(SeverityRank(None)));
+        assert_eq!(
+            SeverityRank::from_stored(1).ok(),
+            Some(SeverityRank(Some(Severity::Informational)))
+        );
+        assert!(SeverityRank::from_stored(9).is_err());
     }
 }

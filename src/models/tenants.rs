@@ -5,11 +5,23 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::tenants;
+use crate::models::enums::{Severity, stored_as_text};
 use crate::models::fold::fold;
 use crate::models::ids::TenantId;
 
 /// A product license a tenant holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    async_graphql::Enum,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum License {
     /// Extended detection and response: self-managed cases.
     Xdr,
@@ -38,12 +50,14 @@ impl License {
     }
 }
 
+stored_as_text!(License);
+
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
-    pub licenses: Vec<Option<String>>,
+    pub licenses: Vec<Option<License>>,
     pub created_at: DateTime<Utc>,
     /// Days after creation when a case is archived (90–365).
     pub archive_after_days: i32,
@@ -51,8 +65,8 @@ pub struct Tenant {
     pub delete_resolved_after_days: Option<i32>,
     /// Whether high-risk detections open automatic cases.
     pub auto_case_enabled: bool,
-    /// The least severity (rank) that opens an automatic case.
-    pub auto_case_min_severity: i16,
+    /// The least severity that opens an automatic case.
+    pub auto_case_min_severity: Severity,
     pub next_case_number: i32,
 }
 
@@ -67,7 +81,7 @@ pub struct PolicyChanges {
     pub archive_after_days: Option<i32>,
     pub delete_resolved_after_days: Option<Option<i32>>,
     pub auto_case_enabled: Option<bool>,
-    pub auto_case_min_severity: Option<i16>,
+    pub auto_case_min_severity: Option<Severity>,
 }
 
 impl Tenant {
@@ -76,10 +90,9 @@ impl Tenant {
         self.licenses().contains(&license)
     }
 
-    /// The licenses, in a stable order, ignoring any value this build does not know.
+    /// The licenses, in a stable order (an unknown stored license fails to load).
     pub fn licenses(&self) -> Vec<License> {
-        let mut out: Vec<License> =
-            self.licenses.iter().flatten().filter_map(|l| License::parse(l)).collect();
+        let mut out: Vec<License> = self.licenses.iter().flatten().copied().collect();
         out.sort_by_key(|l| *l as u8);
         out.dedup();
         out
@@ -159,6 +172,28 @@ pub async fn take_case_number(conn: &mut AsyncPgConnection, id: TenantId) -> Que
 
 /// Locks the tenant's row for the rest of the transaction and returns it. Transactions
 /// that lock the tenant and cases lock the tenant first, so they cannot deadlock.
+///
+/// The lock is `FOR NO KEY UPDATE`, the lock an `UPDATE` of the row takes: lockers (and
+/// `take_case_number`) wait for each other, but rows inserted with a foreign key to the
+/// tenant (which hold `FOR KEY SHARE` on it, as an ingestion's new detections do) do not
+/// block it, so two ingestions cannot deadlock on the tenant.
 pub async fn lock(conn: &mut AsyncPgConnection, id: TenantId) -> QueryResult<Option<Tenant>> {
-    tenants::table.find(id).select(Tenant::as_select()).for_update().first(conn).await.optional()
+    tenants::table
+        .find(id)
+        .select(Tenant::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::License;
+
+    #[test]
+    fn unknown_stored_licenses_fail_to_decode() {
+        assert_eq!(License::from_stored("MANAGED_RISK").ok(), Some(License::ManagedRisk));
+        assert!(License::from_stored("EDR").is_err());
+    }
 }

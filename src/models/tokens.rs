@@ -87,7 +87,8 @@ pub async fn create(
     Ok((new.id, generated.secret))
 }
 
-/// The token with this secret and its user, whatever its state: one statement.
+/// The token with this secret and its user, whatever the token's state, as long as the
+/// user is active (a deactivated user's tokens find nothing): one statement.
 pub async fn find_by_secret(
     conn: &mut AsyncPgConnection,
     secret: &str,
@@ -99,6 +100,7 @@ pub async fn find_by_secret(
                 .and(users::id.eq(api_tokens::user_id))),
         )
         .filter(api_tokens::token_hash.eq(hash(secret)))
+        .filter(users::active.eq(true))
         .select((ApiToken::as_select(), User::as_select()))
         .first(conn)
         .await
@@ -149,4 +151,31 @@ pub async fn find(
         .first(conn)
         .await
         .optional()
+}
+
+/// The tenant's tokens among `ids`, in one statement (the DataLoader's query).
+pub async fn find_many(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    ids: &[TokenId],
+) -> QueryResult<Vec<ApiToken>> {
+    api_tokens::table
+        .filter(api_tokens::tenant_id.eq(tenant).and(api_tokens::id.eq_any(ids)))
+        .select(ApiToken::as_select())
+        .load(conn)
+        .await
+}
+
+/// The tokens of these users of the tenant, oldest first, in one statement (the DataLoader's query).
+pub async fn of_users(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    users: &[UserId],
+) -> QueryResult<Vec<ApiToken>> {
+    api_tokens::table
+        .filter(api_tokens::tenant_id.eq(tenant).and(api_tokens::user_id.eq_any(users)))
+        .order((api_tokens::created_at.asc(), api_tokens::id.asc()))
+        .select(ApiToken::as_select())
+        .load(conn)
+        .await
 }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::users;
+use crate::models::enums::stored_as_text;
 use crate::models::fold::fold;
 use crate::models::ids::{TenantId, UserId};
 use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
@@ -12,7 +13,18 @@ use crate::models::sql::{Bind, Count, Sql};
 
 /// What a user may do in its tenant (DESIGN.md's role table). Only ADMIN and ANALYST
 /// users can be assigned cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    async_graphql::Enum,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Role {
     /// Everything in its tenant: users, tokens, policies, every case action.
     Admin,
@@ -64,6 +76,8 @@ impl Role {
     }
 }
 
+stored_as_text!(Role);
+
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
@@ -71,17 +85,74 @@ pub struct User {
     pub tenant_id: TenantId,
     pub email: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
     /// The e-mail's key (`models::fold`): unique per tenant, the list's order.
     pub email_key: String,
+    /// A deactivated user's tokens stop working and it cannot be assigned.
+    pub active: bool,
 }
 
 impl User {
-    /// The stored role; the CHECK constraint keeps unknown values out.
+    /// The stored role (an unknown stored role fails to load, it never defaults).
     pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::ReadOnly)
+        self.role
     }
+
+    /// Whether cases can be assigned to this user: an active admin or analyst.
+    pub fn assignable(&self) -> bool {
+        self.active && self.role.assignable()
+    }
+
+    /// Whether this user counts toward the tenant's active admins.
+    pub fn is_active_admin(&self) -> bool {
+        self.active && self.role == Role::Admin
+    }
+}
+
+/// A change to a user: `None` leaves a column alone.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+impl UserChanges {
+    pub fn is_empty(&self) -> bool {
+        self.display_name.is_none() && self.role.is_none() && self.active.is_none()
+    }
+}
+
+/// Changes a user of the tenant; `None` when there is no such user.
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: UserId,
+    changes: &UserChanges,
+) -> QueryResult<Option<User>> {
+    diesel::update(users::table.filter(users::tenant_id.eq(tenant).and(users::id.eq(id))))
+        .set(changes)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// How many active admins the tenant has. Callers that may remove one hold the tenant's
+/// lock (`tenants::lock`), so two such changes cannot both see the other admin.
+pub async fn count_active_admins(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> QueryResult<i64> {
+    users::table
+        .filter(users::tenant_id.eq(tenant))
+        .filter(users::role.eq(Role::Admin))
+        .filter(users::active.eq(true))
+        .count()
+        .get_result(conn)
+        .await
 }
 
 #[derive(Debug, Insertable)]
@@ -91,7 +162,7 @@ pub struct NewUser<'a> {
     pub tenant_id: TenantId,
     pub email: &'a str,
     pub display_name: &'a str,
-    pub role: &'static str,
+    pub role: Role,
 }
 
 /// Stores a user with its e-mail's key (unique per tenant: [`EMAIL_UNIQUE`]).
@@ -146,10 +217,10 @@ fn push_filter(sql: &mut Sql, tenant: TenantId, assignable: Option<bool>) {
     let roles = Bind::Texts(ASSIGNABLE_ROLES.iter().map(|r| (*r).to_owned()).collect());
     match assignable {
         Some(true) => {
-            sql.push(" AND role = ANY(").bind(roles).push(")");
+            sql.push(" AND active AND role = ANY(").bind(roles).push(")");
         }
         Some(false) => {
-            sql.push(" AND NOT role = ANY(").bind(roles).push(")");
+            sql.push(" AND NOT (active AND role = ANY(").bind(roles).push("))");
         }
         None => {}
     }
@@ -188,4 +259,18 @@ pub async fn count(
     push_filter(&mut sql, tenant, assignable);
     let row: Count = sql.into_query().get_result(conn).await?;
     Ok(row.count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Role;
+
+    #[test]
+    fn unknown_stored_roles_fail_to_decode() {
+        for role in Role::ALL {
+            assert_eq!(Role::from_stored(role.as_str()).ok(), Some(role));
+        }
+        assert!(Role::from_stored("OWNER").is_err());
+        assert!(Role::from_stored("admin").is_err());
+    }
 }

@@ -108,6 +108,9 @@ const QUERY_RULES: &[QueryRule] = &[
         vars: |_| json!({}), answer: "/tenant/name", expected: |_, _| json!("Default") },
     QueryRule { name: "viewer", allowed: EVERYONE, query: "{ viewer { role } }",
         vars: |_| json!({}), answer: "/viewer/role", expected: |_, role| json!(role.as_str()) },
+    // Every user reads its own tokens (the test harness names each user's token "test").
+    QueryRule { name: "viewer.apiTokens", allowed: EVERYONE, query: "{ viewer { apiTokens { name } } }",
+        vars: |_| json!({}), answer: "/viewer/apiTokens", expected: |_, _| json!([{ "name": "test" }]) },
 ];
 
 #[tokio::test]
@@ -180,6 +183,7 @@ enum Mutation {
     /// `revokeApiToken` of another user's token.
     RevokeOthersApiToken,
     UpdateTenantPolicies,
+    UpdateUser,
 }
 
 /// The mutations on self-managed cases and the tenant, and who may run them.
@@ -199,6 +203,7 @@ const MUTATION_RULES: &[(Mutation, &[Role])] = &[
     (Mutation::RevokeOwnApiToken, EVERYONE),
     (Mutation::RevokeOthersApiToken, ADMINS),
     (Mutation::UpdateTenantPolicies, ADMINS),
+    (Mutation::UpdateUser, ADMINS),
 ];
 
 /// One role's try at one mutation, on a target of its own.
@@ -432,6 +437,16 @@ async fn attempt(app: &TestApp, mutation: Mutation, actor: &Actor, subject_id: &
                 json!(before + 1),
                 changed,
             )
+        }
+        Mutation::UpdateUser => {
+            let (user, _) = app.create_user(app.tenant_id, Role::Analyst).await;
+            let id = ids::encode(Kind::User, user.0).0;
+            let name = unique("Renamed");
+            let input = json!({ "id": id, "displayName": name });
+            let body = app.mutate(token, "updateUser", input, "user { displayName }").await;
+            let query = format!("{{ node(id: {id:?}) {{ ... on User {{ displayName }} }} }}");
+            let changed = app.query_ok(&query).await["node"]["displayName"] != "Test user";
+            Attempt::new(body, "/updateUser/user/displayName", json!(name), changed)
         }
     }
 }

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::TestApp;
-use crate::common::ws::{connect, next, send};
+use crate::common::ws::{Socket, connect, next, send};
 
 #[tokio::test]
 async fn graphql_transport_ws_runs_operations_after_a_valid_init() {
@@ -134,4 +134,66 @@ async fn an_operation_after_the_token_was_revoked_closes_the_socket_with_4403() 
         }
         assert_eq!(next(&mut socket).await, Err(4403), "{protocol}");
     }
+}
+
+/// `updateUser` of `user` as the bootstrap admin, over HTTP; fails the test on errors.
+async fn update_user(app: &TestApp, user: casefile::models::ids::UserId, input: Value) {
+    let mut input = input;
+    input["id"] = json!(casefile::graphql::ids::encode(casefile::graphql::ids::Kind::User, user.0));
+    let body = app.mutate(&app.admin_token, "updateUser", input, "user { id }").await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+/// A `graphql-transport-ws` socket initialised with `token`.
+async fn open_as(app: &TestApp, token: &str) -> Socket {
+    let mut socket = connect(app, "graphql-transport-ws").await;
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+    send(&mut socket, init).await;
+    assert_eq!(next(&mut socket).await, Ok(json!({ "type": "connection_ack" })));
+    socket
+}
+
+/// Runs one operation on the socket and returns its first `next` payload.
+async fn operation(socket: &mut Socket, id: &str, query: &str) -> Result<Value, u16> {
+    send(socket, json!({ "id": id, "type": "subscribe", "payload": { "query": query } })).await;
+    let result = next(socket).await?;
+    assert_eq!(next(socket).await, Ok(json!({ "type": "complete", "id": id })));
+    Ok(result["payload"].clone())
+}
+
+#[tokio::test]
+async fn a_deactivated_users_next_operation_closes_the_socket_with_4403() {
+    let app = TestApp::new().await;
+    let (user, token) =
+        app.create_user(app.tenant_id, casefile::models::users::Role::Analyst).await;
+    let mut socket = open_as(&app, &token).await;
+    let first = operation(&mut socket, "1", "{ viewer { active } }").await;
+    assert_eq!(first.expect("open")["data"]["viewer"]["active"], true);
+
+    update_user(&app, user, json!({ "active": false })).await;
+    send(
+        &mut socket,
+        json!({ "id": "2", "type": "subscribe", "payload": { "query": "{ viewer { id } }" } }),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await, Err(4403));
+}
+
+#[tokio::test]
+async fn a_changed_role_applies_to_the_next_websocket_operation() {
+    let app = TestApp::new().await;
+    let (user, token) =
+        app.create_user(app.tenant_id, casefile::models::users::Role::Analyst).await;
+    let mut socket = open_as(&app, &token).await;
+    let create = |name: &str| {
+        format!("mutation {{ createCase(input: {{ name: {name:?} }}) {{ case {{ name }} }} }}")
+    };
+    let before = operation(&mut socket, "1", &create("Made on the socket")).await.expect("open");
+    assert_eq!(before["data"]["createCase"]["case"]["name"], "Made on the socket", "{before}");
+
+    update_user(&app, user, json!({ "role": "READ_ONLY" })).await;
+    let role = operation(&mut socket, "2", "{ viewer { role } }").await.expect("open");
+    assert_eq!(role["data"]["viewer"]["role"], "READ_ONLY", "{role}");
+    let after = operation(&mut socket, "3", &create("Refused on the socket")).await.expect("open");
+    assert_eq!(after["errors"][0]["extensions"]["code"], "FORBIDDEN", "{after}");
 }

@@ -341,7 +341,7 @@ impl TestApp {
                 tenant_id: tenant,
                 email: &email,
                 display_name: "Test user",
-                role: role.as_str(),
+                role,
             },
         )
         .await
