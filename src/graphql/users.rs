@@ -75,6 +75,9 @@ impl ApiToken {
     }
 }
 
+/// An API token of a user: what it is called, when it was made, last used, and when it
+/// expires or was revoked. Its secret is shown once, by `createApiToken`, and never again.
+/// Visible to ADMINs and to the token's own user.
 #[Object]
 impl ApiToken {
     /// Global id (what `revokeApiToken` takes).
@@ -262,7 +265,7 @@ impl UserMutation {
     async fn update_user(
         &self,
         ctx: &Context<'_>,
-        input: UpdateUserInput,
+        #[graphql(desc = "The user and what to change.")] input: UpdateUserInput,
     ) -> async_graphql::Result<UserPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         viewer.require(crate::domain::access::ADMINISTER)?;

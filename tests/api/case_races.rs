@@ -69,8 +69,9 @@ async fn an_automatic_case_name_taken_while_it_is_inserted_gets_the_number_added
     // insert waits for it on the unique index, then finds the name taken.
     diesel::sql_query("BEGIN").execute(&mut hand).await.expect("begin");
     diesel::sql_query(
-        "INSERT INTO cases (id, tenant_id, number, kind, name, status, archive_at) \
-         VALUES (gen_random_uuid(), $1::uuid, 9000, 'SELF_MANAGED', 'Beacon on host-1', 'NEW', \
+        "INSERT INTO cases (id, tenant_id, number, kind, name, name_key, status, archive_at) \
+         VALUES (gen_random_uuid(), $1::uuid, 9000, 'SELF_MANAGED', 'Beacon on host-1', \
+                 'beacon on host-1', 'NEW', \
                  now() + interval '90 days')",
     )
     .bind::<Text, _>(app.tenant_id.0.to_string())
@@ -143,8 +144,10 @@ async fn two_concurrent_adds_at_the_10000_edge_let_exactly_one_through() {
     let mut conn = own_connection(&app).await;
     // 9,990 detections linked (the case's aggregates to match), 20 more to add.
     diesel::sql_query(
-        "INSERT INTO detections (id, tenant_id, external_id, source, rule_name, observed_at, risk_score) \
-         SELECT gen_random_uuid(), $1::uuid, 'edge-' || lpad(i::text, 5, '0'), 'XDR', 'Edge', now(), 1 \
+        "INSERT INTO detections (id, tenant_id, external_id, source, rule_name, rule_name_key, \
+         observed_at, risk_score) \
+         SELECT gen_random_uuid(), $1::uuid, 'edge-' || lpad(i::text, 5, '0'), 'XDR', 'Edge', 'edge', \
+         now(), 1 \
          FROM generate_series(1, 10010) AS i",
     )
     .bind::<Text, _>(&tenant)
