@@ -1,15 +1,18 @@
-//! Root fields in the order the operation asked for them. The roots are merged from one
-//! object per domain, and async-graphql answers a merged object's fields grouped by the
-//! part that owns them; the spec asks for the selection set's order.
+//! Responses in the order the operation asked for their fields, at every level. async-graphql
+//! resolves an object's fields concurrently and keeps them in the order they finish, so a
+//! field that waits for a loader (`createdBy`) comes after the fields at hand, and a merged
+//! root's parts answer as they finish; the spec asks for the selection set's order.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
 };
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, SelectionSet};
-use async_graphql::{Positioned, Response, ServerResult, Value, Variables};
+use async_graphql::indexmap::IndexMap;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, Selection, SelectionSet,
+};
+use async_graphql::{Name, Positioned, Response, ServerResult, Value, Variables};
 
 /// Registers the ordering on a schema.
 pub struct SelectionOrder;
@@ -20,10 +23,10 @@ impl ExtensionFactory for SelectionOrder {
     }
 }
 
-/// The root response keys of each operation of one document, by operation name.
+/// The document of the request, kept from parsing to the end of execution.
 #[derive(Default)]
 struct Ordering {
-    roots: Mutex<HashMap<Option<String>, Vec<String>>>,
+    document: Mutex<Option<Arc<ExecutableDocument>>>,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -36,18 +39,8 @@ impl Extension for Ordering {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        let roots = match &document.operations {
-            DocumentOperations::Single(operation) => {
-                HashMap::from([(None, root_keys(&document, &operation.node.selection_set))])
-            }
-            DocumentOperations::Multiple(operations) => operations
-                .iter()
-                .map(|(name, operation)| {
-                    (Some(name.to_string()), root_keys(&document, &operation.node.selection_set))
-                })
-                .collect(),
-        };
-        *self.roots.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = roots;
+        *self.document.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some(Arc::new(document.clone()));
         Ok(document)
     }
 
@@ -58,59 +51,123 @@ impl Extension for Ordering {
         next: NextExecute<'_>,
     ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
-        let roots = self.roots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let (Some(keys), Value::Object(data)) =
-            (roots.get(&operation_name.map(str::to_owned)), &mut response.data)
+        let document =
+            self.document.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        if let Some(document) = document
+            && let Some(selection_set) = operation_selection(&document, operation_name)
         {
-            let mut ordered = async_graphql::indexmap::IndexMap::with_capacity(data.len());
-            for key in keys {
-                if let Some((key, value)) = data.shift_remove_entry(key.as_str()) {
-                    ordered.insert(key, value);
-                }
-            }
-            ordered.extend(data.drain(..));
-            *data = ordered;
+            reorder(&document, &[selection_set], &mut response.data, 0);
         }
         response
     }
 }
 
-/// The response keys of a selection set, fragments spread, in the order they first appear.
-fn root_keys(
-    document: &ExecutableDocument,
-    selection_set: &Positioned<SelectionSet>,
-) -> Vec<String> {
-    let mut keys = Vec::new();
-    collect(document, selection_set, &mut keys, 0);
-    keys
+/// The selection set of the operation that ran.
+fn operation_selection<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<SelectionSet>> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(&operation.node.selection_set),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, operation)| &operation.node.selection_set),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next().map(|operation| &operation.node.selection_set)
+        }
+        _ => None,
+    }
 }
 
-fn collect(
+/// The walk stops here; the depth limit refuses deeper operations long before.
+const MAX_DEPTH: usize = 64;
+
+/// Puts the keys of every object in `value` in the order of `sets` (the selection sets of
+/// every field that shares this response key, merged as execution merges them), lists
+/// element by element.
+fn reorder(
     document: &ExecutableDocument,
-    selection_set: &Positioned<SelectionSet>,
-    keys: &mut Vec<String>,
+    sets: &[&Positioned<SelectionSet>],
+    value: &mut Value,
     depth: usize,
 ) {
-    use async_graphql::parser::types::Selection;
-    // Fragment cycles are refused by validation; the bound only keeps this walk finite.
-    if depth > 32 {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let mut fields = Vec::new();
+    for set in sets {
+        collect(document, set, &mut fields, 0);
+    }
+    order_values(document, &fields, value, depth);
+}
+
+/// Orders an object (or every object of a list, however nested) by `fields`, worked out
+/// once for all the list's elements.
+fn order_values(
+    document: &ExecutableDocument,
+    fields: &[Field<'_>],
+    value: &mut Value,
+    depth: usize,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match value {
+        Value::List(items) => {
+            for item in items {
+                order_values(document, fields, item, depth + 1);
+            }
+        }
+        Value::Object(map) => {
+            let mut ordered = IndexMap::with_capacity(map.len());
+            for (key, children) in fields {
+                if let Some((key, mut child)) = map.shift_remove_entry(key.as_str()) {
+                    if children.iter().any(|set| !set.node.items.is_empty()) {
+                        reorder(document, children, &mut child, depth + 1);
+                    }
+                    ordered.insert(key, child);
+                }
+            }
+            // Anything not named by the selection (nothing, today) keeps its place at the end.
+            ordered.extend(map.drain(..));
+            *map = ordered;
+        }
+        _ => {}
+    }
+}
+
+/// A response key with the selection sets of every field answering under it.
+type Field<'a> = (Name, Vec<&'a Positioned<SelectionSet>>);
+
+/// The fields of a selection set, fragments spread, each key at its first appearance.
+fn collect<'a>(
+    document: &'a ExecutableDocument,
+    selection_set: &'a Positioned<SelectionSet>,
+    fields: &mut Vec<Field<'a>>,
+    depth: usize,
+) {
+    // Fragment cycles are refused before execution; the bound only keeps this walk finite.
+    if depth > MAX_DEPTH {
         return;
     }
     for selection in &selection_set.node.items {
         match &selection.node {
             Selection::Field(field) => {
-                let key = field.node.response_key().node.as_str();
-                if !keys.iter().any(|k| k == key) {
-                    keys.push(key.to_owned());
+                let key = &field.node.response_key().node;
+                let children = &field.node.selection_set;
+                match fields.iter_mut().find(|(k, _)| k == key) {
+                    Some((_, sets)) => sets.push(children),
+                    None => fields.push((key.clone(), vec![children])),
                 }
             }
             Selection::FragmentSpread(spread) => {
                 if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
-                    collect(document, &fragment.node.selection_set, keys, depth + 1);
+                    collect(document, &fragment.node.selection_set, fields, depth + 1);
                 }
             }
             Selection::InlineFragment(inline) => {
-                collect(document, &inline.node.selection_set, keys, depth + 1);
+                collect(document, &inline.node.selection_set, fields, depth + 1);
             }
         }
     }

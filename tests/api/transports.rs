@@ -229,9 +229,14 @@ async fn responses_keep_the_order_of_the_selection_on_both_transports() {
     let ingest = "mutation($input: IngestDetectionsInput!) { ingestDetections(input: $input) { accepted duplicates autoCases { id } } }";
     let variables = json!({ "input": { "detections": [detection("order-1", 2)] } });
     let reversed = "{ zz: viewer { role email displayName } tenant { name } aa: viewer { id } }";
-    let expected: [(&str, Value, &[&str]); 2] = [
+    // Nested objects too: fields that wait for a loader come first, the ones at hand after.
+    app.case_named("Ordered").await;
+    let nested = "{ cases(first: 1) { nodes { createdBy { email } ...Late } totalCount } } \
+                  fragment Late on Case { zulu: number name }";
+    let expected: [(&str, Value, &[&str]); 3] = [
         (ingest, variables, &["accepted", "duplicates", "autoCases"]),
         (reversed, json!({}), &["zz", "role", "email", "displayName", "tenant", "name", "aa"]),
+        (nested, json!({}), &["nodes", "createdBy", "email", "zulu", "name", "totalCount"]),
     ];
     let mut socket = ws::open(&app, &app.admin_token).await;
     for (i, (query, variables, keys)) in expected.into_iter().enumerate() {
