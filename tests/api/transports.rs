@@ -117,6 +117,58 @@ async fn every_code_is_the_same_on_http_and_on_the_websocket() {
 }
 
 #[tokio::test]
+async fn domain_rule_codes_are_the_same_on_http_and_on_the_websocket() {
+    let app = TestApp::new().await;
+    let taken = app.case_named("Taken").await;
+    let closed = app.case_named("Closed").await;
+    let resolve =
+        "mutation($input: ResolveCaseInput!) { resolveCase(input: $input) { case { id } } }";
+    let (_, body) = app
+        .graphql(
+            &app.admin_token,
+            resolve,
+            json!({ "input": { "id": closed["id"], "resolution": "FALSE_POSITIVE" } }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let create = "mutation($input: CreateCaseInput!) { createCase(input: $input) { case { id } } }";
+    let update = "mutation($input: UpdateCaseInput!) { updateCase(input: $input) { case { id } } }";
+    let rules = [
+        (
+            "a name taken ignoring case",
+            create,
+            json!({ "input": { "name": "TAKEN" } }),
+            "NAME_TAKEN",
+        ),
+        (
+            "an edit of a resolved case",
+            update,
+            json!({ "input": { "id": closed["id"], "description": "late" } }),
+            "CASE_CLOSED",
+        ),
+        (
+            "an edit of an older version",
+            update,
+            json!({ "input": { "id": taken["id"], "description": "x", "expectedVersion": 99 } }),
+            "VERSION_CONFLICT",
+        ),
+        (
+            "a service request without the license",
+            create,
+            json!({ "input": { "name": "Help", "kind": "MDR_SERVICE_REQUEST" } }),
+            "LICENSE_REQUIRED",
+        ),
+    ];
+    let mut socket = ws::open(&app, &app.admin_token).await;
+    for (i, (what, query, variables, code)) in rules.into_iter().enumerate() {
+        let (_, http) = app.graphql(&app.admin_token, query, variables.clone()).await;
+        assert_eq!(error_code(&http), Some(code), "HTTP, {what}: {http}");
+        let response = operation(&mut socket, &i.to_string(), query, variables).await;
+        assert_eq!(response["errors"], http["errors"], "{what}: the same errors on both");
+    }
+}
+
+#[tokio::test]
 async fn a_forbidden_action_is_forbidden_on_both_transports() {
     let app = TestApp::new().await;
     let (_, analyst) = app.create_user(app.tenant_id, Role::Analyst).await;
