@@ -52,12 +52,7 @@ pub async fn authenticate(db: &DbPool, authorization: Option<&str>) -> AppResult
     if token.last_used_at.is_none_or(|at| now - at > chrono::Duration::minutes(1)) {
         tokens::touch(&mut conn, token.id).await?;
     }
-    Ok(Viewer {
-        user_id: user.id,
-        tenant_id: user.tenant_id,
-        role: user.role(),
-        token_id: token.id,
-    })
+    Ok(Viewer { user_id: user.id, tenant_id: user.tenant_id, role: user.role, token_id: token.id })
 }
 
 #[cfg(test)]

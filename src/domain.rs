@@ -16,14 +16,15 @@ pub(crate) fn on_constraint(
     constraint: &str,
     to: impl FnOnce() -> AppError,
 ) -> AppError {
-    match &error {
-        diesel::result::Error::DatabaseError(_, info)
-            if info.constraint_name() == Some(constraint) =>
-        {
-            to()
-        }
-        _ => AppError::Database(error),
-    }
+    if violates(&error, constraint) { to() } else { AppError::Database(error) }
+}
+
+/// Whether `error` is a violation of the named constraint or unique index.
+pub(crate) fn violates(error: &diesel::result::Error, constraint: &str) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(_, info) if info.constraint_name() == Some(constraint)
+    )
 }
 
 /// Whether `value` is shaped like an e-mail address: one `@` with something on each side,

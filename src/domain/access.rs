@@ -61,12 +61,12 @@ pub fn precheck(viewer: &Viewer, action: CaseAction) -> AppResult<()> {
 
 /// `FORBIDDEN` unless the viewer's role may do `action` to this case.
 pub fn check_role(viewer: &Viewer, action: CaseAction, case: &Case) -> AppResult<()> {
-    viewer.require(roles(action, case.kind()))
+    viewer.require(roles(action, case.kind))
 }
 
 /// `CASE_ARCHIVED` for an archived case, `CASE_CLOSED` for a resolved one: neither changes.
 pub fn check_open(case: &Case) -> AppResult<()> {
-    match case.status() {
+    match case.status {
         CaseStatus::Archived => Err(AppError::Rule(
             Code::CaseArchived,
             format!("case {} is archived and never changes again", case.number),
@@ -109,10 +109,10 @@ pub fn viewer_can(viewer: &Viewer, action: CaseAction, case: &Case) -> bool {
     if check_role(viewer, action, case).is_err() {
         return false;
     }
-    let status = case.status();
+    let status = case.status;
     match action {
         CaseAction::Edit | CaseAction::Resolve | CaseAction::PostMessage => status.is_open(),
         CaseAction::Archive => status != CaseStatus::Archived,
-        CaseAction::Delete => !case.kind().is_service_request(),
+        CaseAction::Delete => !case.kind.is_service_request(),
     }
 }

@@ -7,6 +7,7 @@ use crate::auth::Viewer;
 use crate::domain::access;
 use crate::domain::{is_email, on_constraint, required_text};
 use crate::error::{AppError, AppResult, Code};
+use crate::models::cases;
 use crate::models::enums::Severity;
 use crate::models::ids::{TokenId, UserId};
 use crate::models::tenants::{self, PolicyChanges, Tenant};
@@ -94,7 +95,13 @@ pub async fn update_user(
             };
             return Err(AppError::validation(field, message));
         }
-        users::update(conn, tenant, id, &changes).await?.ok_or(AppError::NotFound("user"))
+        let user =
+            users::update(conn, tenant, id, &changes).await?.ok_or(AppError::NotFound("user"))?;
+        if let Some(display_name) = &changes.display_name {
+            // The case list's ASSIGNEE order reads the name kept on each case row.
+            cases::set_assignee_sort(conn, tenant, id, display_name).await?;
+        }
+        Ok(user)
     })
     .await
 }

@@ -44,7 +44,7 @@ pub(crate) async fn load_for_case(
 ) -> AppResult<Vec<Detection>> {
     let found = find_all(conn, viewer, ids).await?;
     if kind == CaseKind::SelfManaged
-        && let Some(managed) = found.iter().find(|d| !d.source().allowed_in_self_managed())
+        && let Some(managed) = found.iter().find(|d| !d.source.allowed_in_self_managed())
     {
         return Err(AppError::Rule(
             Code::UnsupportedForKind,
@@ -70,7 +70,7 @@ pub(crate) fn limit_exceeded(held: i32, adding: usize) -> AppError {
 
 /// Checks that the case takes detection changes from this viewer.
 fn check_editable(viewer: &Viewer, case: &Case) -> AppResult<()> {
-    access::require_self_managed(case.kind(), "detections")?;
+    access::require_self_managed(case.kind, "detections")?;
     access::check_role(viewer, CaseAction::Edit, case)?;
     access::check_open(case)
 }
@@ -91,7 +91,7 @@ pub async fn add(
     conn.transaction(async |conn| {
         let case = lock(conn, &viewer, case_id).await?;
         check_editable(&viewer, &case)?;
-        let found = load_for_case(conn, &viewer, case.kind(), &ids).await?;
+        let found = load_for_case(conn, &viewer, case.kind, &ids).await?;
         let ids: Vec<DetectionId> = found.iter().map(|d| d.id).collect();
         let held = links::linked_among(conn, case.id, &ids).await?;
         let new: Vec<DetectionId> = ids.into_iter().filter(|id| !held.contains(id)).collect();

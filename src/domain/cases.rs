@@ -85,7 +85,7 @@ async fn assignee_sort(
     if !user.active {
         return Err(AppError::validation("assigneeId", "a deactivated user cannot be an assignee"));
     }
-    if !user.role().assignable() {
+    if !user.role.assignable() {
         return Err(AppError::validation(
             "assigneeId",
             format!(
@@ -247,7 +247,7 @@ pub async fn update(
     let viewer = *viewer;
     conn.transaction(async |conn| {
         let case = lock(conn, &viewer, id).await?;
-        if case.kind().is_service_request() {
+        if case.kind.is_service_request() {
             let others = [
                 (name.is_some(), "name change after creation"),
                 (!input.description.is_keep(), "description change after creation"),
@@ -256,7 +256,7 @@ pub async fn update(
                 (!input.assignee.is_keep(), "assignee"),
             ];
             if let Some((_, what)) = others.iter().find(|(given, _)| *given) {
-                access::require_self_managed(case.kind(), what)?;
+                access::require_self_managed(case.kind, what)?;
             }
         }
         access::check_role(&viewer, CaseAction::Edit, &case)?;
@@ -286,7 +286,7 @@ pub async fn update(
             changes.severity = Some(severity.map_or(0, Severity::rank));
             changed = true;
         }
-        if let Some(status) = status.filter(|s| *s != case.status()) {
+        if let Some(status) = status.filter(|s| *s != case.status) {
             changes.status = Some(status);
             changed = true;
         }
@@ -363,7 +363,7 @@ pub async fn archive(
     conn.transaction(async |conn| {
         let case = lock(conn, &viewer, id).await?;
         access::check_role(&viewer, CaseAction::Archive, &case)?;
-        if case.status() == CaseStatus::Archived {
+        if case.status == CaseStatus::Archived {
             access::check_open(&case)?;
         }
         access::check_version(&case, expected_version)?;
@@ -399,7 +399,7 @@ pub async fn delete(
         if found.len() != unique.len() {
             return Err(AppError::NotFound("case"));
         }
-        if let Some(request) = found.iter().find(|c| c.kind().is_service_request()) {
+        if let Some(request) = found.iter().find(|c| c.kind.is_service_request()) {
             return Err(AppError::Rule(
                 Code::UnsupportedForKind,
                 format!(
@@ -430,7 +430,7 @@ pub async fn set_subject(
     let viewer = *viewer;
     conn.transaction(async |conn| {
         let case = lock(conn, &viewer, id).await?;
-        access::require_self_managed(case.kind(), "subject")?;
+        access::require_self_managed(case.kind, "subject")?;
         access::check_role(&viewer, CaseAction::Edit, &case)?;
         access::check_open(&case)?;
         let sort = subject_sort(conn, &viewer, subject).await?;

@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 
 use crate::auth::Viewer;
-use crate::domain::{access, optional_text, required_text};
+use crate::domain::{access, optional_text, required_text, violates};
 use crate::error::{AppError, AppResult, Code};
 use crate::models::cases::{self, Case, CaseChanges, NewCase, rules};
 use crate::models::detections::{self, Detection, MAX_INGEST, NewDetection, RAW_MAX_BYTES};
@@ -226,7 +226,7 @@ pub async fn ingest(
         let min = tenant.auto_case_min_severity;
         let candidates: Vec<&Detection> = stored
             .iter()
-            .filter(|d| d.severity() >= min && d.source().allowed_in_self_managed())
+            .filter(|d| d.severity >= min && d.source.allowed_in_self_managed())
             .collect();
         let auto_cases = if tenant.auto_case_enabled && !candidates.is_empty() {
             // Filed under the tenant's lock: concurrent ingestions file one after the
@@ -276,7 +276,7 @@ async fn file_auto_cases(
     for ((rule, device), members) in groups {
         for chunk in members.chunks(cases::MAX_DETECTIONS as usize) {
             let ids: Vec<DetectionId> = chunk.iter().map(|d| d.id).collect();
-            let highest = chunk.iter().map(|d| d.severity()).max().unwrap_or(Severity::High);
+            let highest = chunk.iter().map(|d| d.severity).max().unwrap_or(Severity::High);
             let open = cases::find_open_auto_case(conn, tenant.id, &rule, &device, now).await?;
             let (case, created) = match open.filter(|c| {
                 i64::from(c.detection_count) + ids.len() as i64 <= cases::MAX_DETECTIONS
@@ -349,7 +349,7 @@ async fn create_auto_case(
         let inserted = conn.transaction(async |conn| cases::insert(conn, &new).await).await;
         match inserted {
             Ok(case) => return Ok(case),
-            Err(error) if is_violation_of(&error, cases::NAME_KEY) => continue,
+            Err(error) if violates(&error, cases::NAME_KEY) => continue,
             Err(error) => return Err(error.into()),
         }
     }
@@ -378,17 +378,6 @@ fn auto_case_names(base: &str, number: i32) -> Vec<String> {
         });
     }
     names
-}
-
-/// Whether `error` is a unique violation of the index `constraint`.
-fn is_violation_of(error: &diesel::result::Error, constraint: &str) -> bool {
-    matches!(
-        error,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            info,
-        ) if info.constraint_name() == Some(constraint)
-    )
 }
 
 #[cfg(test)]

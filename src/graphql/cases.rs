@@ -129,7 +129,7 @@ impl Case {
 
     /// A self-managed case, or a service request to a provider's team (fixed at creation).
     async fn kind(&self) -> CaseKind {
-        self.0.kind()
+        self.0.kind
     }
 
     /// 1–50 characters, unique in the tenant ignoring case.
@@ -150,17 +150,17 @@ impl Case {
 
     /// How severe the incident is, as the case's editors judge it; null when not set.
     async fn severity(&self) -> Option<Severity> {
-        self.0.severity()
+        self.0.severity
     }
 
     /// Where the case is in its life; a new case starts NEW or INVESTIGATING.
     async fn status(&self) -> CaseStatus {
-        self.0.status()
+        self.0.status
     }
 
     /// The verdict, once resolved.
     async fn resolution(&self) -> Option<Resolution> {
-        self.0.resolution()
+        self.0.resolution
     }
 
     /// Whether casefile opened the case for high-risk detections.

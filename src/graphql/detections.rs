@@ -102,7 +102,7 @@ impl Detection {
 
     /// What reported the detection.
     async fn source(&self) -> DetectionSource {
-        self.0.source()
+        self.0.source
     }
 
     /// The name of the sensor's rule that fired.
@@ -132,7 +132,7 @@ impl Detection {
 
     /// From the score: 0 informational, 1–3 low, 4–6 medium, 7–8 high, 9 and up critical.
     async fn severity(&self) -> Severity {
-        self.0.severity()
+        self.0.severity
     }
 
     /// The reasons the detection is risky, as ingested.

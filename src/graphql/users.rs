@@ -37,7 +37,7 @@ impl User {
 
     /// What the user may do.
     async fn role(&self) -> Role {
-        self.0.role()
+        self.0.role
     }
 
     /// Whether cases can be assigned to this user (active admins and analysts only).

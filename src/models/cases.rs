@@ -65,26 +65,6 @@ pub struct Case {
     pub risk_informational: i32,
 }
 
-impl Case {
-    /// The stored kind (an unknown stored kind fails to load, it never defaults).
-    pub fn kind(&self) -> CaseKind {
-        self.kind
-    }
-
-    /// The stored status (an unknown stored status fails to load, it never reads as open).
-    pub fn status(&self) -> CaseStatus {
-        self.status
-    }
-
-    pub fn severity(&self) -> Option<Severity> {
-        self.severity
-    }
-
-    pub fn resolution(&self) -> Option<Resolution> {
-        self.resolution
-    }
-}
-
 #[derive(Debug, Insertable)]
 #[diesel(table_name = cases)]
 pub struct NewCase<'a> {
@@ -263,6 +243,22 @@ pub async fn lock_many(
         .for_update()
         .load(conn)
         .await
+}
+
+/// Rewrites the assignee sort key of every case assigned to `user` (its display name
+/// changed). The key is derived, so the cases' versions stay as they are.
+pub async fn set_assignee_sort(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    user: UserId,
+    display_name: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        cases::table.filter(cases::tenant_id.eq(tenant)).filter(cases::assignee_id.eq(user)),
+    )
+    .set(cases::assignee_sort.eq(fold(display_name)))
+    .execute(conn)
+    .await
 }
 
 /// The open automatic case of this rule and device created on the UTC day of `day`.

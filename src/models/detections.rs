@@ -55,14 +55,6 @@ pub struct Detection {
 }
 
 impl Detection {
-    pub fn source(&self) -> DetectionSource {
-        self.source
-    }
-
-    pub fn severity(&self) -> Severity {
-        self.severity
-    }
-
     pub fn file_availability(&self) -> FileAvailability {
         // A detection without a file (an XDR detection) has no availability stored.
         self.file_availability.unwrap_or(FileAvailability::NoFileAvailable)

@@ -151,9 +151,9 @@ where
     // First a temporary key unique by id, so that no intermediate state of the unique
     // index holds one key twice; then the final keys (distinct from every kept key).
     let ids: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
-    let temporary: Vec<String> = ids.iter().map(|id| format!("\u{1}{id}")).collect();
+    let temporary: Vec<Option<String>> = ids.iter().map(|id| Some(format!("\u{1}{id}"))).collect();
     set_keys(conn, table, key, &ids, &temporary)?;
-    let keys: Vec<String> = changed.into_iter().map(|(_, k)| k).collect();
+    let keys: Vec<Option<String>> = changed.into_iter().map(|(_, k)| Some(k)).collect();
     done.keys += set_keys(conn, table, key, &ids, &keys)?;
     Ok(())
 }
@@ -183,13 +183,7 @@ where
             })
             .unzip();
         if !ids.is_empty() {
-            done.keys += diesel::sql_query(format!(
-                "UPDATE {table} t SET {key} = v.key FROM unnest($1::uuid[], $2::text[]) \
-                 AS v(id, key) WHERE t.id = v.id"
-            ))
-            .bind::<Array<SqlUuid>, _>(ids)
-            .bind::<Array<Nullable<Text>>, _>(keys)
-            .execute(conn)?;
+            done.keys += set_keys(conn, table, key, &ids, &keys)?;
         }
         if !full {
             return Ok(());
@@ -197,12 +191,13 @@ where
     }
 }
 
+/// Writes `keys` (NULL for a NULL value) to the rows `ids` of `table`, in one statement.
 fn set_keys<C>(
     conn: &mut C,
     table: &str,
     key: &str,
     ids: &[Uuid],
-    keys: &[String],
+    keys: &[Option<String>],
 ) -> QueryResult<usize>
 where
     C: LoadConnection<Backend = Pg>,
@@ -212,7 +207,7 @@ where
          WHERE t.id = v.id"
     ))
     .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<Text>, _>(keys)
+    .bind::<Array<Nullable<Text>>, _>(keys)
     .execute(conn)
 }
 

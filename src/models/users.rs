@@ -94,11 +94,6 @@ pub struct User {
 }
 
 impl User {
-    /// The stored role (an unknown stored role fails to load, it never defaults).
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     /// Whether cases can be assigned to this user: an active admin or analyst.
     pub fn assignable(&self) -> bool {
         self.active && self.role.assignable()

@@ -342,3 +342,40 @@ async fn api_tokens_are_shown_to_admins_and_to_their_own_user_only() {
     let (_, body) = app.graphql(&reader, node, token_id).await;
     assert!(body.get("errors").is_none() && body["data"]["node"].is_null(), "{body}");
 }
+
+#[tokio::test]
+async fn a_renamed_assignee_sorts_the_case_list_by_the_new_name() {
+    let app = TestApp::new().await;
+    let (early, _) = app.create_user(app.tenant_id, Role::Analyst).await;
+    let (late, _) = app.create_user(app.tenant_id, Role::Analyst).await;
+    for (id, name) in [(early, "Anna"), (late, "Björn")] {
+        let body =
+            update_user(&app, &app.admin_token, json!({ "id": user_id(id), "displayName": name }))
+                .await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    for (id, case) in [(early, "First"), (late, "Second")] {
+        app.create_case(
+            &app.admin_token.clone(),
+            json!({ "name": case, "assigneeId": user_id(id) }),
+        )
+        .await;
+    }
+    let query = "{ cases(orderBy: { field: ASSIGNEE, direction: ASC }) { nodes { name } } }";
+    let names = |data: Value| -> Vec<Value> {
+        data["cases"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|c| c["name"].clone())
+            .collect()
+    };
+    assert_eq!(names(app.query_ok(query).await), [json!("First"), json!("Second")]);
+
+    // Anna becomes Zoë: her case now sorts after Björn's.
+    let body =
+        update_user(&app, &app.admin_token, json!({ "id": user_id(early), "displayName": "Zoë" }))
+            .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(names(app.query_ok(query).await), [json!("Second"), json!("First")]);
+}

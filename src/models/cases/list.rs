@@ -114,7 +114,7 @@ impl CaseOrderField {
         match self {
             CaseOrderField::Number => Key::Int(case.number.into()),
             CaseOrderField::Name => Key::Text(case.name_key.clone()),
-            CaseOrderField::Status => Key::Int(status_rank(case.status()).into()),
+            CaseOrderField::Status => Key::Int(status_rank(case.status).into()),
             CaseOrderField::Severity => Key::Int(case.severity.map_or(0, Severity::rank).into()),
             CaseOrderField::Assignee => Key::Text(case.assignee_sort.clone()),
             CaseOrderField::Subject => Key::Text(case.subject_sort.clone()),
