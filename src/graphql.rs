@@ -18,7 +18,8 @@ pub mod subjects;
 pub mod tenants;
 pub mod users;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::{Context, EmptySubscription, MergedObject, Positioned, Schema};
 
 use crate::auth::Viewer;
 use crate::config::Limits;
@@ -65,7 +66,6 @@ pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
         // First: its hooks wrap every other extension's, so it sees every error.
         .extension(errors::ErrorCodes)
         .extension(operation::PerOperation)
-        .extension(order::SelectionOrder)
         .limit_recursive_depth(64)
         .extension(limits::QueryLimits::new(limits));
     builder = describe_library_types(builder);
@@ -108,6 +108,24 @@ fn describe_library_types(
 /// The schema in SDL, exactly as `casefile schema` prints it and `schema.graphql` holds it.
 pub fn sdl() -> String {
     build(None, &Limits::default()).sdl()
+}
+
+/// The operation a request runs: the one it names, or the document's only one; `None`
+/// when the name selects nothing (validation refuses the request then).
+pub fn selected_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            operations.iter().find(|(n, _)| n.as_str() == name).map(|(_, operation)| operation)
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        _ => None,
+    }
 }
 
 /// What a transport attaches to each operation: the viewer as it is now, and the id that

@@ -10,7 +10,8 @@
 //! - an execution error without a code: `INTERNAL`, its message replaced and its cause logged.
 //!
 //! Errors that already carry a code (every [`AppError`](crate::error::AppError), the cost
-//! limit's) keep it. Every `INTERNAL` error gets the operation's `requestId`.
+//! limit's) keep it. Every `INTERNAL` error gets the operation's `requestId`. The same
+//! finishing step puts the response's fields in the order the operation asked ([`order`]).
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use futures_util::stream::BoxStream;
 use crate::error::{
     AppError, Code, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, INTERNAL_MESSAGE, RequestId,
 };
+use crate::graphql::order;
 
 /// Registers the error pipeline on a schema (`Schema::build(…).extension(ErrorCodes)`).
 pub struct ErrorCodes;
@@ -51,9 +53,20 @@ struct Coding {
 #[derive(Default)]
 struct State {
     request_id: Option<String>,
-    /// Every argument of the document, by the positions of its name and of its value.
-    arguments: HashMap<Pos, Argument>,
+    /// The parsed document: where an uncoded error points (an argument?) and the order
+    /// of the response's fields ([`order`]).
+    document: Option<Arc<ExecutableDocument>>,
+    /// The operation the request names, if any.
+    operation_name: Option<String>,
     executed: bool,
+}
+
+impl State {
+    /// Every argument of the document, by the positions of its name and of its value;
+    /// worked out only for a response with an error that needs it.
+    fn arguments(&self) -> HashMap<Pos, Argument> {
+        self.document.as_deref().map(arguments).unwrap_or_default()
+    }
 }
 
 /// An argument in the document: its name, and the variable it takes its value from.
@@ -73,13 +86,19 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Gives every error of a finished response its code, and `INTERNAL` ones the request id.
+/// Finishes a response on every transport: its fields in the order the operation asked
+/// for them ([`order`]), every error its code, and `INTERNAL` ones the request id.
 fn finish(mut response: Response, state: &mut State) -> Response {
+    if let Some(document) = &state.document {
+        order::reorder(document, state.operation_name.as_deref(), &mut response.data);
+    }
     let request_id = state.request_id.get_or_insert_with(|| RequestId::new().0).clone();
+    let uncoded = response.errors.iter().any(|error| code_of(error).is_none());
+    let arguments = if uncoded && state.executed { state.arguments() } else { HashMap::new() };
     for error in &mut response.errors {
         if code_of(error).is_none() {
             let code = if state.executed {
-                execution_code(error, &state.arguments, &request_id)
+                execution_code(error, &arguments, &request_id)
             } else {
                 GRAPHQL_VALIDATION_FAILED
             };
@@ -118,7 +137,11 @@ impl Extension for Coding {
             .get(&TypeId::of::<RequestId>())
             .and_then(|data| data.downcast_ref::<RequestId>())
             .map(|id| id.0.clone());
-        self.state().request_id = request_id;
+        {
+            let mut state = self.state();
+            state.request_id = request_id;
+            state.operation_name = request.operation_name.clone();
+        }
         // Parsed here (once: execution reuses the document), so that what fails later in
         // async-graphql's parse step is one of its limits, never the syntax.
         if let Err(mut error) = request.parsed_query() {
@@ -137,7 +160,7 @@ impl Extension for Coding {
     ) -> ServerResult<ExecutableDocument> {
         match next.run(ctx, query, variables).await {
             Ok(document) => {
-                self.state().arguments = arguments(&document);
+                self.state().document = Some(Arc::new(document.clone()));
                 Ok(document)
             }
             Err(mut error) => {
@@ -158,12 +181,12 @@ impl Extension for Coding {
             Ok(result) => return Ok(result),
             Err(errors) => errors,
         };
-        let state = self.state();
+        let arguments = self.state().arguments();
         for error in &mut errors {
             if code_of(error).is_some() {
                 continue;
             }
-            let argument = error.locations.first().and_then(|pos| state.arguments.get(pos));
+            let argument = error.locations.first().and_then(|pos| arguments.get(pos));
             match argument {
                 // Rules report at a position; async-graphql's depth and complexity limits do not.
                 _ if error.locations.is_empty() => set_code(error, Code::QueryTooComplex.as_str()),

@@ -21,6 +21,7 @@ use async_graphql::{ErrorExtensions, Pos, Positioned, Request, ServerError, Serv
 
 use crate::config::Limits;
 use crate::error::{AppError, Code, GRAPHQL_VALIDATION_FAILED};
+use crate::graphql::selected_operation;
 use measure::{Measures, NESTING_CEILING, Shapes, Unmeasurable};
 
 /// Most directives one field, fragment or operation may carry.
@@ -164,14 +165,8 @@ fn operations<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Vec<&'a Positioned<OperationDefinition>> {
-    let all: Vec<_> = document.operations.iter().collect();
-    let chosen = match name {
-        Some(name) => all.iter().find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
-        None if all.len() == 1 => all.first(),
-        None => None,
-    };
-    match chosen {
-        Some((_, operation)) => vec![*operation],
-        None => all.into_iter().map(|(_, operation)| operation).collect(),
+    match selected_operation(document, name) {
+        Some(operation) => vec![operation],
+        None => document.operations.iter().map(|(_, operation)| operation).collect(),
     }
 }

@@ -1,92 +1,28 @@
 //! Responses in the order the operation asked for their fields, at every level. async-graphql
 //! resolves an object's fields concurrently and keeps them in the order they finish, so a
 //! field that waits for a loader (`createdBy`) comes after the fields at hand, and a merged
-//! root's parts answer as they finish; the spec asks for the selection set's order.
+//! root's parts answer as they finish; the spec asks for the selection set's order. The
+//! error pipeline ([`super::errors`]) calls [`reorder`] on every response of every transport.
 
-use std::sync::{Arc, Mutex};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-};
 use async_graphql::indexmap::IndexMap;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Selection, SelectionSet,
-};
-use async_graphql::{Name, Positioned, Response, ServerResult, Value, Variables};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Name, Positioned, Value};
 
-/// Registers the ordering on a schema.
-pub struct SelectionOrder;
-
-impl ExtensionFactory for SelectionOrder {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Ordering::default())
-    }
-}
-
-/// The document of the request, kept from parsing to the end of execution.
-#[derive(Default)]
-struct Ordering {
-    document: Mutex<Option<Arc<ExecutableDocument>>>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for Ordering {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        *self.document.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some(Arc::new(document.clone()));
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        let document =
-            self.document.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        if let Some(document) = document
-            && let Some(selection_set) = operation_selection(&document, operation_name)
-        {
-            reorder(&document, &[selection_set], &mut response.data, 0);
-        }
-        response
-    }
-}
-
-/// The selection set of the operation that ran.
-fn operation_selection<'a>(
-    document: &'a ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'a Positioned<SelectionSet>> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(operation), _) => Some(&operation.node.selection_set),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .map(|(_, operation)| &operation.node.selection_set),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next().map(|operation| &operation.node.selection_set)
-        }
-        _ => None,
-    }
-}
+use crate::graphql::selected_operation;
 
 /// The walk stops here; the depth limit refuses deeper operations long before.
 const MAX_DEPTH: usize = 64;
 
+/// Puts the fields of `data` (a response's data) in the order of the operation that ran.
+pub fn reorder(document: &ExecutableDocument, operation_name: Option<&str>, data: &mut Value) {
+    if let Some(operation) = selected_operation(document, operation_name) {
+        reorder_by(document, &[&operation.node.selection_set], data, 0);
+    }
+}
 /// Puts the keys of every object in `value` in the order of `sets` (the selection sets of
 /// every field that shares this response key, merged as execution merges them), lists
 /// element by element.
-fn reorder(
+fn reorder_by(
     document: &ExecutableDocument,
     sets: &[&Positioned<SelectionSet>],
     value: &mut Value,
@@ -124,7 +60,7 @@ fn order_values(
             for (key, children) in fields {
                 if let Some((key, mut child)) = map.shift_remove_entry(key.as_str()) {
                     if children.iter().any(|set| !set.node.items.is_empty()) {
-                        reorder(document, children, &mut child, depth + 1);
+                        reorder_by(document, children, &mut child, depth + 1);
                     }
                     ordered.insert(key, child);
                 }

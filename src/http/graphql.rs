@@ -9,9 +9,7 @@
 
 use std::time::Instant;
 
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType as GqlOp,
-};
+use async_graphql::parser::types::OperationType as GqlOp;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,7 +19,7 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, BAD_REQUEST};
-use crate::graphql::request_data;
+use crate::graphql::{request_data, selected_operation};
 use crate::http::RequestId;
 use crate::http::metrics::{OperationType, Outcome};
 use crate::http::negotiate::{ResponseType, response_type};
@@ -198,20 +196,6 @@ async fn authenticate(
     }
 }
 
-/// The operation the request selects, when the document names it unambiguously.
-fn selected_operation(doc: &ExecutableDocument, name: Option<&str>) -> Option<GqlOp> {
-    match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => {
-            ops.iter().find(|(n, _)| n.as_str() == name).map(|(_, op)| op.node.ty)
-        }
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
-        _ => None,
-    }
-}
-
 async fn execute_single(
     state: &AppState,
     rt: ResponseType,
@@ -248,7 +232,7 @@ async fn run(
     let op = request
         .parsed_query()
         .ok()
-        .and_then(|doc| selected_operation(doc, operation_name.as_deref()));
+        .and_then(|doc| selected_operation(doc, operation_name.as_deref()).map(|op| op.node.ty));
     let operation = match op {
         Some(GqlOp::Query) => OperationType::Query,
         Some(GqlOp::Mutation) => OperationType::Mutation,
