@@ -43,7 +43,6 @@ macro_rules! stored_as_text {
         }
     };
 }
-pub(crate) use stored_as_text;
 
 /// Defines an enum whose stored text is its GraphQL name.
 macro_rules! text_enum {
@@ -77,9 +76,10 @@ macro_rules! text_enum {
             }
         }
 
-        stored_as_text!($name);
+        $crate::models::enums::stored_as_text!($name);
     };
 }
+pub(crate) use {stored_as_text, text_enum};
 
 text_enum!(
     /// What a case is: the customer's own investigation, or a request to a provider's team.

@@ -5,52 +5,21 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::tenants;
-use crate::models::enums::{Severity, stored_as_text};
+use crate::models::enums::{Severity, text_enum};
 use crate::models::fold::fold;
 use crate::models::ids::TenantId;
 
-/// A product license a tenant holds.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    async_graphql::Enum,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum License {
-    /// Extended detection and response: self-managed cases.
-    Xdr,
-    /// Managed detection and response: MDR service requests.
-    Mdr,
-    /// Managed Risk: Managed Risk service requests.
-    ManagedRisk,
-}
-
-impl License {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            License::Xdr => "XDR",
-            License::Mdr => "MDR",
-            License::ManagedRisk => "MANAGED_RISK",
-        }
+text_enum!(
+    /// A product license a tenant holds.
+    License {
+        /// Extended detection and response: self-managed cases.
+        Xdr = "XDR",
+        /// Managed detection and response: MDR service requests.
+        Mdr = "MDR",
+        /// Managed Risk: Managed Risk service requests.
+        ManagedRisk = "MANAGED_RISK",
     }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "XDR" => Some(License::Xdr),
-            "MDR" => Some(License::Mdr),
-            "MANAGED_RISK" => Some(License::ManagedRisk),
-            _ => None,
-        }
-    }
-}
-
-stored_as_text!(License);
+);
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]

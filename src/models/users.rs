@@ -5,66 +5,32 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::users;
-use crate::models::enums::stored_as_text;
+use crate::models::enums::text_enum;
 use crate::models::fold::fold;
 use crate::models::ids::{TenantId, UserId};
 use crate::models::page::{self, Cursor, Direction, Key, KeyType, Page, PageRequest, Tie};
 use crate::models::sql::{Bind, Count, Sql};
 
-/// What a user may do in its tenant (DESIGN.md's role table). Only ADMIN and ANALYST
-/// users can be assigned cases.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    async_graphql::Enum,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum Role {
-    /// Everything in its tenant: users, tokens, policies, every case action.
-    Admin,
-    /// Creates, edits, resolves, archives and deletes cases; detections, subjects, messages.
-    Analyst,
-    /// A partner or enterprise super admin: reads and edits, never resolves or deletes a case.
-    SuperAdmin,
-    /// Reads.
-    ReadOnly,
-    /// A member of the MDR / Managed Risk team: reads, posts messages, sets the status of service requests.
-    ProviderAnalyst,
-    /// An integration: ingests detections and uploads file contents, nothing else.
-    Ingest,
-}
+text_enum!(
+    /// What a user may do in its tenant (DESIGN.md's role table). Only ADMIN and ANALYST
+    /// users can be assigned cases.
+    Role {
+        /// Everything in its tenant: users, tokens, policies, every case action.
+        Admin = "ADMIN",
+        /// Creates, edits, resolves, archives and deletes cases; detections, subjects, messages.
+        Analyst = "ANALYST",
+        /// A partner or enterprise super admin: reads and edits, never resolves or deletes a case.
+        SuperAdmin = "SUPER_ADMIN",
+        /// Reads.
+        ReadOnly = "READ_ONLY",
+        /// A member of the MDR / Managed Risk team: reads, posts messages, sets the status of service requests.
+        ProviderAnalyst = "PROVIDER_ANALYST",
+        /// An integration: ingests detections and uploads file contents, nothing else.
+        Ingest = "INGEST",
+    }
+);
 
 impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::Admin,
-        Role::Analyst,
-        Role::SuperAdmin,
-        Role::ReadOnly,
-        Role::ProviderAnalyst,
-        Role::Ingest,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "ADMIN",
-            Role::Analyst => "ANALYST",
-            Role::SuperAdmin => "SUPER_ADMIN",
-            Role::ReadOnly => "READ_ONLY",
-            Role::ProviderAnalyst => "PROVIDER_ANALYST",
-            Role::Ingest => "INGEST",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Role::ALL.into_iter().find(|r| r.as_str() == value)
-    }
-
     /// Only admins and analysts can be a case's assignee.
     pub const fn assignable(self) -> bool {
         matches!(self, Role::Admin | Role::Analyst)
@@ -75,8 +41,6 @@ impl Role {
         !matches!(self, Role::Ingest)
     }
 }
-
-stored_as_text!(Role);
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -262,7 +226,7 @@ mod tests {
 
     #[test]
     fn unknown_stored_roles_fail_to_decode() {
-        for role in Role::ALL {
+        for &role in Role::ALL {
             assert_eq!(Role::from_stored(role.as_str()).ok(), Some(role));
         }
         assert!(Role::from_stored("OWNER").is_err());

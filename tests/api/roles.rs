@@ -23,7 +23,7 @@ const CLOSERS: &[Role] = &[Admin, Analyst];
 const PROVIDERS: &[Role] = &[Admin, ProviderAnalyst];
 const INGESTERS: &[Role] = &[Admin, Analyst, Ingest];
 const ADMINS: &[Role] = &[Admin];
-const EVERYONE: &[Role] = &Role::ALL;
+const EVERYONE: &[Role] = Role::ALL;
 
 const ALL_STATUSES: &str = "[NEW INVESTIGATING ON_HOLD ACTION_REQUIRED RESOLVED ARCHIVED]";
 const FLAGS: &str =
@@ -39,7 +39,7 @@ struct Actor {
 
 async fn actors(app: &TestApp, tenant: casefile::models::ids::TenantId) -> Vec<Actor> {
     let mut actors = Vec::new();
-    for role in Role::ALL {
+    for &role in Role::ALL {
         let (user, token) = app.create_user(tenant, role).await;
         actors.push(Actor { role, id: ids::encode(Kind::User, user.0).0, token });
     }
