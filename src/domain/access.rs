@@ -5,6 +5,7 @@ use crate::auth::Viewer;
 use crate::error::{AppError, AppResult, Code};
 use crate::models::cases::Case;
 use crate::models::enums::{CaseKind, CaseStatus};
+use crate::models::ids::UserId;
 use crate::models::users::Role::{self, *};
 
 /// Something done to a case.
@@ -91,6 +92,11 @@ pub fn check_version(case: &Case, expected: Option<i32>) -> AppResult<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Whether `viewer` may see the API tokens of `owner`: an ADMIN, or the owner itself.
+pub fn require_token_reader(viewer: &Viewer, owner: UserId) -> AppResult<()> {
+    if viewer.user_id == owner { Ok(()) } else { viewer.require(ADMINISTER) }
 }
 
 /// `UNSUPPORTED_FOR_KIND` for a service request.

@@ -56,9 +56,7 @@ impl User {
     /// `FORBIDDEN` on this field.
     async fn api_tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiToken>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
-        if viewer.user_id != self.0.id {
-            viewer.require(crate::domain::access::ADMINISTER)?;
-        }
+        crate::domain::access::require_token_reader(viewer, self.0.id)?;
         let tokens = loaders.user_tokens.load_one(self.0.id).await?.unwrap_or_default();
         Ok(tokens.into_iter().map(ApiToken).collect())
     }
@@ -70,8 +68,7 @@ pub struct ApiToken(pub tokens::ApiToken);
 impl ApiToken {
     /// Whether `viewer` may see this token: an ADMIN, or the token's own user.
     pub fn visible_to(&self, viewer: &crate::auth::Viewer) -> bool {
-        viewer.user_id == self.0.user_id
-            || viewer.require(crate::domain::access::ADMINISTER).is_ok()
+        crate::domain::access::require_token_reader(viewer, self.0.user_id).is_ok()
     }
 }
 
