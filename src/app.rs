@@ -7,6 +7,7 @@ use crate::config::Limits;
 use crate::db::DbPool;
 use crate::graphql::{self, CasefileSchema};
 use crate::http::metrics::Metrics;
+use crate::signing::AuditKey;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -16,12 +17,23 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
     pub data_dir: Arc<PathBuf>,
+    /// Signs audit checkpoints; its public key is served at `/audit/public-key`.
+    pub audit_key: Arc<AuditKey>,
 }
 
 impl AppState {
-    pub fn new(db: DbPool, limits: Limits, data_dir: PathBuf) -> Self {
-        let schema = graphql::build(Some(db.clone()), &limits);
+    /// The state with the audit signing key from the data dir (generated when missing).
+    pub fn new(db: DbPool, limits: Limits, data_dir: PathBuf) -> anyhow::Result<Self> {
+        let key = AuditKey::load(None, &data_dir)?;
+        Ok(Self::with_key(db, limits, data_dir, key))
+    }
+
+    /// The state with this audit signing key.
+    pub fn with_key(db: DbPool, limits: Limits, data_dir: PathBuf, key: AuditKey) -> Self {
+        let audit_key = Arc::new(key);
+        let schema = graphql::build(Some((db.clone(), audit_key.clone())), &limits);
         Self {
+            audit_key,
             metrics: Arc::new(Metrics::new(db.clone())),
             db,
             schema,

@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL over HTTP and WebSocket, GraphiQL, health, readiness, metrics.
 
+pub mod audit;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
@@ -73,6 +74,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let http = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::healthz))
+        .route("/audit/public-key", get(audit::public_key))
+        .route("/audit/export", get(audit::export))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::handler))
         .merge(graphiql::routes())

@@ -251,7 +251,8 @@ impl TestApp {
             tokens::find_by_secret(&mut conn, &admin_token).await.expect("query").expect("token");
         drop(conn);
         let data_dir = tempfile::tempdir().expect("data dir");
-        let state = casefile::AppState::new(db.clone(), limits, data_dir.path().to_owned());
+        let state = casefile::AppState::new(db.clone(), limits, data_dir.path().to_owned())
+            .expect("app state");
         let app = casefile::router(state, Duration::from_secs(30));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
