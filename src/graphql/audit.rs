@@ -203,12 +203,13 @@ pub struct AuditCheckpointInput {
     pub signature: String,
 }
 
+/// A signed head of the change record.
+pub struct AuditCheckpoint(pub Checkpoint);
+
 /// The head of the tenant's change record, signed by the server with Ed25519. The
 /// signature covers exactly the UTF-8 text
 /// `casefile-audit-checkpoint:v1:<tenant global id>:<sequence>:<hash>:<at>`, with `hash`
 /// and `at` as returned here; verify it with `publicKey` (also at `GET /audit/public-key`).
-pub struct AuditCheckpoint(pub Checkpoint);
-
 #[Object]
 impl AuditCheckpoint {
     /// The sequence of the last event (0 while the record is empty).
@@ -237,9 +238,11 @@ impl AuditCheckpoint {
     }
 }
 
-/// What `verifyAuditChain` found.
+/// A chain check's result.
 pub struct AuditChainReport(pub ChainReport);
 
+/// What `verifyAuditChain` found: whether the tenant's change record holds together, how
+/// much of it was checked, where it breaks, and whether it extends a kept checkpoint.
 #[Object]
 impl AuditChainReport {
     /// Whether every event up to the head holds together: gap-free sequences, each
