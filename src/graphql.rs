@@ -8,6 +8,7 @@ pub mod errors;
 pub mod ids;
 pub mod limits;
 pub mod loaders;
+pub mod messages;
 pub mod nested;
 pub mod node;
 pub mod operation;
@@ -48,6 +49,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     cases::CaseMutation,
+    messages::MessageMutation,
     subjects::SubjectMutation,
     detections::DetectionMutation,
     users::UserMutation,
@@ -98,6 +100,11 @@ fn describe_library_types(
         .override_output_type_description::<Conn<users::User>>(
             "One page of a user list: its users (as `nodes`, or as `edges` with their cursors), \
              `pageInfo` to fetch the next page, and `totalCount` across all pages.",
+        )
+        .override_output_type_description::<Conn<messages::Message>>(
+            "One page of a case's messages, oldest first: its messages (as `nodes`, or as \
+             `edges` with their cursors), `pageInfo` to fetch the next or previous page, and \
+             `totalCount` across all pages.",
         )
         .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
             "A point in time: an RFC 3339 string with a time zone offset \

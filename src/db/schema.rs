@@ -107,6 +107,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        case_id -> Uuid,
+        author_id -> Uuid,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     subjects (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -158,6 +169,7 @@ diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(case_detections -> tenants (tenant_id));
 diesel::joinable!(cases -> tenants (tenant_id));
 diesel::joinable!(detections -> tenants (tenant_id));
+diesel::joinable!(messages -> tenants (tenant_id));
 diesel::joinable!(subjects -> tenants (tenant_id));
 diesel::joinable!(users -> tenants (tenant_id));
 
@@ -166,6 +178,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_detections,
     cases,
     detections,
+    messages,
     subjects,
     tenants,
     users,

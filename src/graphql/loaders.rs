@@ -11,10 +11,10 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use crate::db::{DbPool, pool};
 use crate::error::LoadError;
 use crate::graphql::batching::{Gate, Hold, spawner};
-use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader};
+use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader, NestedMessageLoader};
 use crate::models::detections::list::{EntityCount, TechniqueCount};
-use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, TokenId, UserId};
-use crate::models::{cases, detections, links, subjects, tenants, tokens, users};
+use crate::models::ids::{CaseId, DetectionId, MessageId, SubjectId, TenantId, TokenId, UserId};
+use crate::models::{cases, detections, links, messages, subjects, tenants, tokens, users};
 
 /// The loaders of one operation.
 pub struct Loaders {
@@ -32,6 +32,8 @@ pub struct Loaders {
     pub subject_risk: DataLoader<SubjectRiskLoader>,
     pub nested_detections: DataLoader<NestedDetectionLoader>,
     pub nested_cases: DataLoader<NestedCaseLoader>,
+    pub messages: DataLoader<MessageLoader>,
+    pub nested_messages: DataLoader<NestedMessageLoader>,
     gate: Weak<Gate>,
 }
 
@@ -52,7 +54,9 @@ impl Loaders {
             detection_cases: loader(DetectionCasesLoader(scope.clone()), gate),
             subject_risk: loader(SubjectRiskLoader(scope.clone()), gate),
             nested_detections: loader(NestedDetectionLoader(scope.clone()), gate),
-            nested_cases: loader(NestedCaseLoader(scope), gate),
+            nested_cases: loader(NestedCaseLoader(scope.clone()), gate),
+            messages: loader(MessageLoader(scope.clone()), gate),
+            nested_messages: loader(NestedMessageLoader(scope), gate),
             gate: Arc::downgrade(gate),
         }
     }
@@ -116,6 +120,10 @@ by_id_loader!(
 by_id_loader!(
     /// Detections of the viewer's tenant by id.
     DetectionLoader, DetectionId, detections::Detection, detections::find_many
+);
+by_id_loader!(
+    /// Messages of the viewer's tenant by id.
+    MessageLoader, MessageId, messages::Message, messages::find_many
 );
 by_id_loader!(
     /// Subjects of the viewer's tenant by id.

@@ -7,10 +7,11 @@ use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::graphql::cases::Case;
 use crate::graphql::detections::Detection;
+use crate::graphql::messages::Message;
 use crate::graphql::subjects::Subject;
 use crate::graphql::users::{ApiToken, User};
 use crate::graphql::{Loaders, ids, tenants::Tenant, viewer_and_loaders};
-use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, TokenId, UserId};
+use crate::models::ids::{CaseId, DetectionId, MessageId, SubjectId, TenantId, TokenId, UserId};
 
 /// Most ids one `nodes` call may ask for.
 pub const MAX_NODES: usize = 100;
@@ -25,6 +26,7 @@ pub enum Node {
     Detection(Detection),
     Subject(Subject),
     ApiToken(ApiToken),
+    Message(Message),
 }
 
 #[derive(Default)]
@@ -82,5 +84,8 @@ async fn load(viewer: &Viewer, loaders: &Loaders, id: &ID) -> async_graphql::Res
             .map(ApiToken)
             .filter(|t| t.visible_to(viewer))
             .map(Node::ApiToken),
+        ids::Kind::Message => {
+            loaders.messages.load_one(MessageId(uuid)).await?.map(|m| Node::Message(Message(m)))
+        }
     })
 }

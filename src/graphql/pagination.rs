@@ -5,7 +5,7 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, OutputType};
 
 use crate::error::{AppError, AppResult};
-use crate::graphql::nested::{CountOf, NestedCases, NestedDetections};
+use crate::graphql::nested::{CountOf, NestedCases, NestedDetections, NestedMessages};
 use crate::graphql::viewer_and_loaders;
 use crate::models::cases::list::CaseFilter;
 use crate::models::detections::list::DetectionFilter;
@@ -83,6 +83,7 @@ pub enum Total {
     /// Nested lists, counted for every parent of a batch at once.
     NestedDetections(NestedDetections),
     NestedCases(NestedCases),
+    NestedMessages(NestedMessages),
 }
 
 /// The top-level lists and their filters.
@@ -109,6 +110,10 @@ impl ConnectionTotal {
             Total::NestedCases(key) => {
                 let (_, loaders) = viewer_and_loaders(ctx)?;
                 loaders.nested_cases.load_one(CountOf(key.clone())).await?.unwrap_or(0)
+            }
+            Total::NestedMessages(key) => {
+                let (_, loaders) = viewer_and_loaders(ctx)?;
+                loaders.nested_messages.load_one(CountOf(key.clone())).await?.unwrap_or(0)
             }
             Total::List(list) => {
                 let mut conn = crate::graphql::conn(ctx).await?;

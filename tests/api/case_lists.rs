@@ -573,7 +573,7 @@ async fn a_page_holds_fifty_cases_by_default() {
 
 /// Runs `query` once (so the token's last-used write is behind us), then counts a second
 /// run; over the WebSocket too, which must run exactly the same statements.
-async fn statements_for(app: &TestApp, query: &str, variables: Value) -> u64 {
+pub(crate) async fn statements_for(app: &TestApp, query: &str, variables: Value) -> u64 {
     let (body, _) = app.graphql_counting(&app.admin_token, query, variables.clone()).await;
     assert!(body.get("errors").is_none(), "{body}");
     let (body, statements) = app.graphql_counting(&app.admin_token, query, variables.clone()).await;
