@@ -7,6 +7,7 @@ pub mod detections;
 pub mod errors;
 pub mod ids;
 pub mod limits;
+pub mod live;
 pub mod loaders;
 pub mod messages;
 pub mod nested;
@@ -20,12 +21,13 @@ pub mod tenants;
 pub mod users;
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
-use async_graphql::{Context, EmptySubscription, MergedObject, Positioned, Schema};
+use async_graphql::{Context, MergedObject, MergedSubscription, Positioned, Schema};
 
 use crate::auth::Viewer;
 use crate::config::Limits;
 use crate::db::{DbConn, DbPool, pool};
 use crate::error::{AppError, RequestId};
+use crate::events::EventHub;
 
 pub use loaders::Loaders;
 
@@ -56,23 +58,31 @@ pub struct Mutation(
     tenants::TenantMutation,
 );
 
-pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
+/// Everything a client follows live, over the WebSocket: events read from the change
+/// record, replayed from a cursor and then live, on any server.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(live::LiveSubscription);
+
+pub type CasefileSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
 /// loaders are attached to each operation ([`request_data`], [`operation::PerOperation`]).
 ///
 /// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
 /// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
-pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+///
+/// Subscriptions need the server's [`EventHub`] (`events`); without it they answer
+/// `INTERNAL` (the schema printer has none).
+pub fn build(db: Option<(DbPool, EventHub)>, limits: &Limits) -> CasefileSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         // First: its hooks wrap every other extension's, so it sees every error.
         .extension(errors::ErrorCodes)
         .extension(operation::PerOperation)
         .limit_recursive_depth(64)
         .extension(limits::QueryLimits::new(limits));
     builder = describe_library_types(builder);
-    if let Some(db) = db {
-        builder = builder.data(db);
+    if let Some((db, events)) = db {
+        builder = builder.data(db).data(events);
     }
     builder.finish()
 }
@@ -80,8 +90,8 @@ pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
 /// Descriptions for the types async-graphql defines (the connections, its `DateTime`
 /// scalar), which carry none of their own or one written for Rust programmers.
 fn describe_library_types(
-    builder: async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>,
-) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     use pagination::Conn;
     builder
         .override_output_type_description::<Conn<cases::Case>>(

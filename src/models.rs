@@ -8,6 +8,7 @@ pub mod enums;
 pub mod fold;
 pub mod ids;
 pub mod links;
+pub mod live;
 pub mod messages;
 pub mod page;
 pub mod rekey;

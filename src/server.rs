@@ -41,6 +41,7 @@ async fn run(
     let pool =
         db::pool::build(&db.url, config.pool_size, config.pool_wait(), config.statement_timeout())?;
     let state = AppState::new(pool.clone(), serve.limits.clone(), config.data_dir.clone());
+    state.events.listen(db.url.clone());
     let app = http::router(state, Duration::from_secs(serve.request_timeout_secs));
     let listener = tokio::net::TcpListener::bind(serve.listen).await.with_context(|| {
         format!("listening on {} (set CASEFILE_LISTEN to another address)", serve.listen)

@@ -16,6 +16,7 @@ mod graphiql;
 mod http_rules;
 mod input_limits;
 mod limits;
+mod live;
 mod messages;
 mod nodes;
 mod process;
