@@ -52,9 +52,9 @@ impl Server {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|s| {
-                s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                    l.split_whitespace().nth(1).and_then(|v| v.parse().ok())
-                })
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
             })
             .unwrap_or(0)
     }
@@ -93,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for n in [1_000, 10_000] {
-        let case = create_case(&http, &server.base, &server.token, &format!("One case {n}")).await?;
+        let case =
+            create_case(&http, &server.base, &server.token, &format!("One case {n}")).await?;
         fan_out(&http, &server, &format!("{n} on one case"), &vec![case; n]).await?;
     }
     let mut cases = Vec::new();
@@ -135,12 +136,16 @@ async fn start_server(url: &str, dir: &std::path::Path) -> anyhow::Result<Server
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| anyhow::anyhow!("starting {bin} (build it with cargo build --release): {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("starting {bin} (build it with cargo build --release): {e}")
+        })?;
     let base = format!("127.0.0.1:{port}");
     let token_file = data.join("admin-token");
     for _ in 0..600 {
         if let Ok(token) = std::fs::read_to_string(&token_file)
-            && reqwest::get(format!("http://{base}/readyz")).await.is_ok_and(|r| r.status().is_success())
+            && reqwest::get(format!("http://{base}/readyz"))
+                .await
+                .is_ok_and(|r| r.status().is_success())
         {
             return Ok(Server { child, base, token: token.trim().to_owned() });
         }
@@ -149,7 +154,13 @@ async fn start_server(url: &str, dir: &std::path::Path) -> anyhow::Result<Server
     anyhow::bail!("the server was not ready within 60 s")
 }
 
-async fn graphql(http: &reqwest::Client, base: &str, token: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
+async fn graphql(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
     let body: Value = http
         .post(format!("http://{base}/graphql"))
         .bearer_auth(token)
@@ -164,7 +175,12 @@ async fn graphql(http: &reqwest::Client, base: &str, token: &str, query: &str, v
     Ok(body)
 }
 
-async fn create_case(http: &reqwest::Client, base: &str, token: &str, name: &str) -> anyhow::Result<String> {
+async fn create_case(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<String> {
     let body = graphql(
         http,
         base,
@@ -178,7 +194,12 @@ async fn create_case(http: &reqwest::Client, base: &str, token: &str, name: &str
 
 /// One subscriber per entry of `cases` (a socket each), then messages posted on every
 /// distinct case; every subscriber of a case must receive each of its case's events.
-async fn fan_out(http: &reqwest::Client, server: &Server, name: &str, cases: &[String]) -> anyhow::Result<()> {
+async fn fan_out(
+    http: &reqwest::Client,
+    server: &Server,
+    name: &str,
+    cases: &[String],
+) -> anyhow::Result<()> {
     let rss_before = server.rss_kib();
     let receipts: Receipts = Arc::new(Mutex::new(HashMap::new()));
     let mut tasks = Vec::new();
@@ -241,8 +262,18 @@ async fn fan_out(http: &reqwest::Client, server: &Server, name: &str, cases: &[S
     for round in 0..messages {
         for case in &distinct {
             let at = Instant::now();
-            let body = graphql(http, &server.base, &server.token, POST, json!({ "i": { "caseId": case, "body": format!("m{round}") } })).await?;
-            let id = body["data"]["postMessage"]["message"]["id"].as_str().unwrap_or_default().to_owned();
+            let body = graphql(
+                http,
+                &server.base,
+                &server.token,
+                POST,
+                json!({ "i": { "caseId": case, "body": format!("m{round}") } }),
+            )
+            .await?;
+            let id = body["data"]["postMessage"]["message"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             sent.push((at, id, by_case[case]));
             if distinct.len() == 1 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -271,7 +302,12 @@ async fn fan_out(http: &reqwest::Client, server: &Server, name: &str, cases: &[S
         latencies.extend(times.iter().map(|t| t.duration_since(*sent_at).as_secs_f64() * 1000.0));
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     let per_subscriber = (rss_after.saturating_sub(rss_before)) as f64 / cases.len() as f64;
     println!(
         "| {name} | {} connected of {} | {expected} | {received} | {} | {:.1} | {:.1} | {:.1} | {:.1} KiB |",
@@ -309,11 +345,19 @@ async fn throughput(
 ) -> anyhow::Result<f64> {
     let mut targets = Vec::new();
     for t in 0..tenants {
-        let tenant = tenants::insert(conn, &NewTenant::new(&format!("Throughput {tenants}-{t}"), &[])).await?;
+        let tenant =
+            tenants::insert(conn, &NewTenant::new(&format!("Throughput {tenants}-{t}"), &[]))
+                .await?;
         let email = format!("writer-{tenants}-{t}@example.test");
         let user = users::insert(
             conn,
-            &NewUser { id: UserId::new(), tenant_id: tenant.id, email: &email, display_name: "Writer", role: Role::Analyst },
+            &NewUser {
+                id: UserId::new(),
+                tenant_id: tenant.id,
+                email: &email,
+                display_name: "Writer",
+                role: Role::Analyst,
+            },
         )
         .await?;
         let (_, token) = tokens::create(conn, &user, "bench", None).await?;
@@ -330,7 +374,16 @@ async fn throughput(
         writers.push(tokio::spawn(async move {
             let mut done = 0_u64;
             while Instant::now() < stop {
-                if graphql(&http, &base, &token, POST, json!({ "i": { "caseId": case, "body": "x" } })).await.is_ok() {
+                if graphql(
+                    &http,
+                    &base,
+                    &token,
+                    POST,
+                    json!({ "i": { "caseId": case, "body": "x" } }),
+                )
+                .await
+                .is_ok()
+                {
                     done += 1;
                 }
             }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc};
 
@@ -125,7 +125,7 @@ impl EventHub {
         &self,
         tenant: TenantId,
         after: Option<i64>,
-    ) -> AppResult<impl Stream<Item = Arc<Event>> + Send + 'static> {
+    ) -> AppResult<impl Stream<Item = Arc<Event>> + Send + 'static + use<>> {
         let rx = self.join(tenant).await?;
         // After joining: whatever commits from here on reaches the broadcast or the replay.
         let start = match after {
@@ -151,10 +151,9 @@ impl EventHub {
         let head = self.head(tenant).await?;
         let rx = {
             let mut feeds = lock(&self.inner.feeds);
-            let feed = feeds.entry(tenant).or_insert_with(|| Feed {
-                tx: broadcast::channel(BROADCAST_BUFFER).0,
-                last: head,
-            });
+            let feed = feeds
+                .entry(tenant)
+                .or_insert_with(|| Feed { tx: broadcast::channel(BROADCAST_BUFFER).0, last: head });
             feed.tx.subscribe()
         };
         // Events that committed between the head read and now had no feed to wake.
@@ -304,7 +303,8 @@ async fn listen_once(inner: &Inner, url: &str) -> Result<(), AppError> {
     let mut conn = AsyncPgConnection::establish(url)
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("LISTEN connection: {e}")))?;
-    diesel::sql_query(format!("LISTEN {}", events::CHANNEL)).execute(&mut conn).await?;
+    let listen = diesel::sql_query(format!("LISTEN {}", events::CHANNEL));
+    diesel_async::RunQueryDsl::execute(listen, &mut conn).await?;
     inner.listening.store(true, Ordering::Relaxed);
     inner.connects.fetch_add(1, Ordering::Relaxed);
     tracing::info!("listening for new events");
@@ -327,9 +327,13 @@ async fn listen_once(inner: &Inner, url: &str) -> Result<(), AppError> {
             }
             Err(_) => {
                 // Quiet for a while: check the connection, and read again to be sure.
-                tokio::time::timeout(HEARTBEAT, diesel::sql_query("SELECT 1").execute(&mut conn))
-                    .await
-                    .map_err(|_| AppError::Internal(anyhow::anyhow!("LISTEN connection stalled")))??;
+                let ping = diesel::sql_query("SELECT 1");
+                tokio::time::timeout(
+                    HEARTBEAT,
+                    diesel_async::RunQueryDsl::execute(ping, &mut conn),
+                )
+                .await
+                .map_err(|_| AppError::Internal(anyhow::anyhow!("LISTEN connection stalled")))??;
                 let _ = inner.wake.send(Wake::All);
             }
         }

@@ -6,7 +6,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::auth::Viewer;
 use crate::domain::access::{self, CaseAction};
+use crate::domain::record::{Changes, global_id, record};
 use crate::error::{AppError, AppResult};
+use crate::graphql::ids::Kind;
+use crate::models::events::{CaseEventKind, NewEvent};
 use crate::models::ids::{CaseId, MessageId};
 use crate::models::messages::{self, Message};
 
@@ -28,7 +31,8 @@ pub fn check_body(body: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// Posts a message on an open case. The body is stored exactly as sent.
+/// Posts a message on an open case. The body is stored exactly as sent; the change record
+/// gets `message.posted` (MESSAGE_POSTED) with the body's SHA-256 and length only.
 pub async fn post(
     conn: &mut AsyncPgConnection,
     viewer: &Viewer,
@@ -51,7 +55,13 @@ pub async fn post(
             body,
             created_at: Utc::now(),
         };
-        Ok(messages::insert(conn, &message).await?)
+        let message = messages::insert(conn, &message).await?;
+        let event = NewEvent::new("message.posted")
+            .case(case.id, case.number, CaseEventKind::MessagePosted)
+            .target(global_id(Kind::Message, message.id.0))
+            .changes(Changes::new().text("body", None, Some(&message.body)).into_value());
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        Ok(message)
     })
     .await
 }

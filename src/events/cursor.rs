@@ -30,7 +30,8 @@ impl EventCursor {
 
     /// `base64url("ev1:<tenant>:<sequence>:<hash digits>")`.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{PREFIX}:{}:{}:{}", self.tenant.0, self.sequence, self.hash))
+        URL_SAFE_NO_PAD
+            .encode(format!("{PREFIX}:{}:{}:{}", self.tenant.0, self.sequence, self.hash))
     }
 
     /// The cursor in `text`, or `None` when it is not one.

@@ -27,8 +27,8 @@ use crate::graphql::messages::Message;
 use crate::graphql::users::User;
 use crate::graphql::viewer_and_loaders;
 use crate::models::cases::list::{self as case_list, CaseFilter};
-use crate::models::enums::{CaseEventKind, Severity};
-use crate::models::events::Event;
+use crate::models::enums::Severity;
+use crate::models::events::{CaseEventKind, Event};
 use crate::models::ids::{CaseId, DetectionId, MessageId};
 use crate::models::{cases, detections, live};
 
@@ -47,8 +47,9 @@ impl CaseEvent {
     }
 
     /// What happened.
-    async fn kind(&self) -> AppResult<CaseEventKind> {
-        self.0.case_event_kind().ok_or_else(|| AppError::Internal(anyhow::anyhow!("not a case event")))
+    async fn kind(&self) -> async_graphql::Result<CaseEventKind> {
+        let kind = self.0.case_event_kind();
+        Ok(kind.ok_or_else(|| AppError::Internal(anyhow::anyhow!("not a case event")))?)
     }
 
     /// When it happened.
@@ -109,23 +110,29 @@ impl LiveSubscription {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The case's global id.")] case_id: ID,
-        #[graphql(desc = "The cursor of the last event seen; absent: from now on.")]
-        after: Option<String>,
+        #[graphql(desc = "The cursor of the last event seen; absent: from now on.")] after: Option<
+            String,
+        >,
     ) -> async_graphql::Result<impl Stream<Item = CaseEvent> + use<>> {
         let (viewer, hub, db) = parts(ctx)?;
         viewer.require_read()?;
         let case = CaseId(ids::expect(Kind::Case, &case_id, "caseId")?);
         let after = start(&db, &viewer, after.as_deref()).await?;
         let mut conn = pool::get(&db).await?;
-        let exists = cases::find(&mut conn, viewer.tenant_id, case).await?.is_some()
-            || live::case_logged(&mut conn, viewer.tenant_id, case).await?;
+        let exists =
+            cases::find(&mut conn, viewer.tenant_id, case).await.map_err(AppError::from)?.is_some()
+                || live::case_logged(&mut conn, viewer.tenant_id, case)
+                    .await
+                    .map_err(AppError::from)?;
         drop(conn);
         if !exists {
             return Err(AppError::NotFound("case").into());
         }
         let events = hub.subscribe(viewer.tenant_id, after).await?;
         Ok(events.filter_map(move |event| {
-            let keep = readable(&viewer, &event) && event.case_id == Some(case);
+            let keep = readable(&viewer, &event)
+                && event.case_id == Some(case)
+                && event.case_event_kind().is_some();
             std::future::ready(keep.then(|| CaseEvent(event)))
         }))
     }
@@ -139,8 +146,9 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "Which cases, as `cases` takes it; absent: the open ones.")]
         filter: Option<CaseFilterInput>,
-        #[graphql(desc = "The cursor of the last event seen; absent: from now on.")]
-        after: Option<String>,
+        #[graphql(desc = "The cursor of the last event seen; absent: from now on.")] after: Option<
+            String,
+        >,
     ) -> async_graphql::Result<impl Stream<Item = CaseEvent> + use<>> {
         let (viewer, hub, db) = parts(ctx)?;
         viewer.require_read()?;
@@ -154,7 +162,8 @@ impl LiveSubscription {
         let mut conn = pool::get(&db).await?;
         let members: HashSet<CaseId> =
             case_list::matching_ids(&mut conn, viewer.tenant_id, &filter, LIST_MEMBERS)
-                .await?
+                .await
+                .map_err(AppError::from)?
                 .into_iter()
                 .collect();
         drop(conn);
@@ -164,7 +173,7 @@ impl LiveSubscription {
             let list = list.clone();
             async move {
                 let case = event.case_id?;
-                if !readable(&viewer, &event) {
+                if !readable(&viewer, &event) || event.case_event_kind().is_none() {
                     return None;
                 }
                 let mut list = list.lock().await;
@@ -185,7 +194,10 @@ impl LiveSubscription {
     async fn detections_ingested(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The lowest severity to send; absent: HIGH.", default_with = "Severity::High")]
+        #[graphql(
+            desc = "The lowest severity to send; absent: HIGH.",
+            default_with = "Severity::High"
+        )]
         min_severity: Severity,
     ) -> async_graphql::Result<impl Stream<Item = Detection> + use<>> {
         let (viewer, hub, db) = parts(ctx)?;
@@ -253,9 +265,8 @@ impl LiveList {
         let mut filter = self.filter.clone();
         filter.ids = Some(vec![case]);
         let mut conn = pool::get(db).await?;
-        let matches = !case_list::matching_ids(&mut conn, viewer.tenant_id, &filter, 1)
-            .await?
-            .is_empty();
+        let matches =
+            !case_list::matching_ids(&mut conn, viewer.tenant_id, &filter, 1).await?.is_empty();
         if matches {
             self.members.insert(case);
             return Ok(true);

@@ -21,9 +21,9 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, Code, RequestId};
-use crate::events::EventHub;
 use crate::graphql::batching::Gate;
 use crate::graphql::{CasefileSchema, Loaders, errors, ids, request_data};
+use crate::http::ClientAddress;
 use crate::models::events::Event;
 
 /// How long a client has to send `connection_init`.
@@ -37,6 +37,7 @@ const CLOSE_FORBIDDEN: u16 = 4403;
 
 pub async fn handler(
     State(state): State<AppState>,
+    client: ClientAddress,
     headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
@@ -44,7 +45,7 @@ pub async fn handler(
     let legacy = is_legacy(&headers);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve(state, protocol, legacy, socket))
+        .on_upgrade(move |socket| serve(state, protocol, legacy, client, socket))
 }
 
 /// Whether the client chose the legacy `graphql-ws` subprotocol (subscriptions-transport-ws):
@@ -60,7 +61,13 @@ fn is_legacy(headers: &HeaderMap) -> bool {
         .is_some_and(|p| p == WebSocketProtocols::SubscriptionsTransportWS.sec_websocket_protocol())
 }
 
-async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket: WebSocket) {
+async fn serve(
+    state: AppState,
+    protocol: GraphQLProtocol,
+    legacy: bool,
+    client: ClientAddress,
+    socket: WebSocket,
+) {
     let _open = state.metrics.websocket_opened();
     let (mut sink, mut stream) = socket.split();
 
@@ -90,7 +97,7 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
     let authorization =
         parsed.pointer("/payload/authorization").and_then(Value::as_str).map(str::to_owned);
     let viewer = match auth::authenticate(&state.db, authorization.as_deref()).await {
-        Ok(viewer) => viewer,
+        Ok(viewer) => viewer.with_client_address(client.0),
         Err(error) => {
             let _ = refuse(&mut sink, &error, legacy).await;
             return;
@@ -122,6 +129,7 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
     // again (a revoked or expired one closes the socket) and the role read afresh.
     let db = state.db.clone();
     let current = operations.viewer.clone();
+    let token_text = authorization.clone();
     let checked = stream::once(async move { Ok(init_message) })
         .chain(stream)
         .then(move |message| {
@@ -139,7 +147,8 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
                         return None;
                     }
                     // async-graphql starts the operation as soon as it reads this message.
-                    *lock(&current) = viewer.map_err(Arc::new);
+                    *lock(&current) =
+                        viewer.map(|v| v.with_client_address(client.0)).map_err(Arc::new);
                 }
                 Some(message)
             }
@@ -153,7 +162,7 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
         state.db.clone(),
         watch,
         viewer,
-        authorization.clone(),
+        token_text,
         out_tx.clone(),
         legacy,
         closed_tx,

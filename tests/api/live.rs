@@ -19,8 +19,9 @@ const CASE_EVENTS: &str = "subscription($caseId: ID!, $after: String) { caseEven
      { cursor kind caseId at changedFields actor { email } message { body author { email } } case { number } } }";
 
 async fn post(app: &TestApp, token: &str, case: &Value, body: &str) {
-    let response =
-        app.mutate(token, "postMessage", json!({ "caseId": case, "body": body }), "message { id }").await;
+    let response = app
+        .mutate(token, "postMessage", json!({ "caseId": case, "body": body }), "message { id }")
+        .await;
     assert!(response.get("errors").is_none(), "postMessage failed: {response}");
 }
 
@@ -53,7 +54,9 @@ async fn a_posted_message_arrives_as_message_posted_on_both_protocols() {
 
     let mut legacy = ws::connect(&app, "graphql-ws").await;
     ws::send(&mut legacy, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_token) } })).await;
-    assert!(matches!(ws::arrive(&mut legacy, WAIT).await, Arrived::Other(v) if v["type"] == "connection_ack"));
+    assert!(
+        matches!(ws::arrive(&mut legacy, WAIT).await, Arrived::Other(v) if v["type"] == "connection_ack")
+    );
     ws::send(&mut legacy, json!({ "id": "1", "type": "start", "payload": { "query": CASE_EVENTS, "variables": { "caseId": case["id"] } } })).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -96,13 +99,17 @@ async fn two_servers_on_one_database_share_events_and_a_revoked_token_closes_the
         .await;
     let token_id = tokens["node"]["apiTokens"][0]["id"].clone();
     let started = Instant::now();
-    let revoked =
-        app.mutate(&app.admin_token, "revokeApiToken", json!({ "tokenId": token_id }), "tokenId").await;
+    let revoked = app
+        .mutate(&app.admin_token, "revokeApiToken", json!({ "tokenId": token_id }), "tokenId")
+        .await;
     assert!(revoked.get("errors").is_none(), "{revoked}");
     loop {
         match ws::arrive(&mut socket, WAIT).await {
             Arrived::Closed(code) => {
-                println!("revoked on server A: server B closed the socket ({code}) in {:?}", started.elapsed());
+                println!(
+                    "revoked on server A: server B closed the socket ({code}) in {:?}",
+                    started.elapsed()
+                );
                 assert_eq!(code, 4403);
                 break;
             }
@@ -185,7 +192,16 @@ async fn terminating_the_listen_connection_while_changes_keep_coming_loses_nothi
             for i in 0..40 {
                 let query = "mutation($input: PostMessageInput!) { postMessage(input: $input) { message { id } } }";
                 let body = json!({ "query": query, "variables": { "input": { "caseId": case, "body": format!("n{i}") } } });
-                let response: Value = http.post(&app_url).bearer_auth(&token).json(&body).send().await.expect("post").json().await.expect("json");
+                let response: Value = http
+                    .post(&app_url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("post")
+                    .json()
+                    .await
+                    .expect("json");
                 assert!(response.get("errors").is_none(), "{response}");
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
@@ -267,14 +283,15 @@ async fn a_rolled_back_change_sends_nothing() {
     let case = app.case_named("Rollback").await;
     let mut socket = ws::open(&app, &app.admin_token).await;
     subscribe_case(&mut socket, &case["id"], None).await;
-    let case_id = casefile::models::ids::CaseId(ids::decode(case["id"].as_str().expect("id")).expect("id").1);
+    let case_id =
+        casefile::models::ids::CaseId(ids::decode(case["id"].as_str().expect("id")).expect("id").1);
     let number = case["number"].as_i64().expect("number") as i32;
     let mut conn = app.conn().await;
     let tenant = app.tenant_id;
     let rolled_back: Result<(), diesel::result::Error> = conn
         .transaction(async |conn| {
             let event = NewEvent::new("case.updated")
-                .case(case_id, number, casefile::models::enums::CaseEventKind::Updated)
+                .case(case_id, number, casefile::models::events::CaseEventKind::Updated)
                 .changes(json!({ "severity": { "before": null, "after": "HIGH" } }));
             events::append(conn, tenant, &events::Origin::system(), vec![event]).await?;
             Err(diesel::result::Error::RollbackTransaction)
@@ -289,7 +306,11 @@ async fn a_rolled_back_change_sends_nothing() {
     post(&app, &app.admin_token, &case["id"], "committed").await;
     let payload = ws::next_result(&mut socket, WAIT).await;
     assert_eq!(event(&payload)["kind"], "MESSAGE_POSTED");
-    assert_eq!(sequence(&event(&payload)["cursor"]), head + 1, "the rolled-back sequence is not used");
+    assert_eq!(
+        sequence(&event(&payload)["cursor"]),
+        head + 1,
+        "the rolled-back sequence is not used"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,15 +333,24 @@ async fn access_another_tenants_case_a_role_that_may_not_read_and_forged_or_fore
     subscribe_case(&mut their_socket, &theirs["id"], None).await;
     post(&app, &other_admin, &theirs["id"], "another").await;
     let their_cursor = event(&ws::next_result(&mut their_socket, WAIT).await)["cursor"].clone();
-    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "ev1:{}:1:0123456789abcdef",
-        app.tenant_id.0
-    ));
-    for (n, cursor) in [their_cursor, json!(forged), json!("not a cursor")].into_iter().enumerate() {
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("ev1:{}:1:0123456789abcdef", app.tenant_id.0));
+    for (n, cursor) in [their_cursor, json!(forged), json!("not a cursor")].into_iter().enumerate()
+    {
         let id = format!("c{n}");
-        ws::subscribe(&mut socket, &id, CASE_EVENTS, json!({ "caseId": mine["id"], "after": cursor })).await;
+        ws::subscribe(
+            &mut socket,
+            &id,
+            CASE_EVENTS,
+            json!({ "caseId": mine["id"], "after": cursor }),
+        )
+        .await;
         let payload = ws::next_result(&mut socket, WAIT).await;
-        assert_eq!(first_error(&payload).as_deref(), Some("VALIDATION_FAILED"), "{cursor}: {payload}");
+        assert_eq!(
+            first_error(&payload).as_deref(),
+            Some("VALIDATION_FAILED"),
+            "{cursor}: {payload}"
+        );
         assert_eq!(payload["errors"][0]["extensions"]["field"], "after", "{payload}");
     }
 
@@ -338,7 +368,8 @@ async fn a_connection_runs_at_most_its_limit_of_subscriptions() {
     let case = app.case_named("Limited").await;
     let mut socket = ws::open(&app, &app.admin_token).await;
     for n in 0..3 {
-        ws::subscribe(&mut socket, &format!("s{n}"), CASE_EVENTS, json!({ "caseId": case["id"] })).await;
+        ws::subscribe(&mut socket, &format!("s{n}"), CASE_EVENTS, json!({ "caseId": case["id"] }))
+            .await;
     }
     ws::subscribe(&mut socket, "over", CASE_EVENTS, json!({ "caseId": case["id"] })).await;
     let payload = ws::next_result(&mut socket, WAIT).await;
@@ -364,14 +395,28 @@ async fn a_live_list_gets_the_event_that_makes_a_case_leave_it_and_nothing_of_ot
     let high = app.create_case(&token, json!({ "name": "High one", "severity": "HIGH" })).await;
     let low = app.create_case(&token, json!({ "name": "Low one", "severity": "LOW" })).await;
     let mut socket = ws::open(&app, &token).await;
-    ws::subscribe(&mut socket, "list", LIST_EVENTS, json!({ "filter": { "severity": ["HIGH"] } })).await;
+    ws::subscribe(&mut socket, "list", LIST_EVENTS, json!({ "filter": { "severity": ["HIGH"] } }))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A change to a case outside the list: nothing.
-    app.mutate(&token, "updateCase", json!({ "id": low["id"], "name": "Low renamed" }), "case { id }").await;
+    app.mutate(
+        &token,
+        "updateCase",
+        json!({ "id": low["id"], "name": "Low renamed" }),
+        "case { id }",
+    )
+    .await;
     // A change that keeps the case in the list, then one that makes it leave.
-    app.mutate(&token, "updateCase", json!({ "id": high["id"], "name": "High renamed" }), "case { id }").await;
-    app.mutate(&token, "updateCase", json!({ "id": high["id"], "severity": "LOW" }), "case { id }").await;
+    app.mutate(
+        &token,
+        "updateCase",
+        json!({ "id": high["id"], "name": "High renamed" }),
+        "case { id }",
+    )
+    .await;
+    app.mutate(&token, "updateCase", json!({ "id": high["id"], "severity": "LOW" }), "case { id }")
+        .await;
     for expected in [json!(["name"]), json!(["severity"])] {
         let payload = ws::next_result(&mut socket, WAIT).await;
         let event = &payload["data"]["caseListEvents"];
@@ -379,6 +424,13 @@ async fn a_live_list_gets_the_event_that_makes_a_case_leave_it_and_nothing_of_ot
         assert_eq!(event["changedFields"], expected, "{payload}");
     }
     // Out of the list now: its next change is not sent.
-    app.mutate(&token, "updateCase", json!({ "id": high["id"], "name": "High gone" }), "case { id }").await;
+    app.mutate(
+        &token,
+        "updateCase",
+        json!({ "id": high["id"], "name": "High gone" }),
+        "case { id }",
+    )
+    .await;
     assert!(matches!(ws::arrive(&mut socket, Duration::from_secs(2)).await, Arrived::Nothing));
 }
+

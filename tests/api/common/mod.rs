@@ -273,7 +273,11 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
         });
         Self {
             addr,
@@ -293,8 +297,9 @@ impl TestApp {
     /// A second server on this app's database (another replica behind a load balancer):
     /// its own pool, its own `LISTEN` connection, its own port.
     pub async fn replica(&self) -> Replica {
-        let db = pool::build(&self.database_url, 4, Duration::from_secs(5), Duration::from_secs(30))
-            .expect("pool");
+        let db =
+            pool::build(&self.database_url, 4, Duration::from_secs(5), Duration::from_secs(30))
+                .expect("pool");
         let data_dir = tempfile::tempdir().expect("data dir");
         let state = casefile::AppState::new(db, Limits::default(), data_dir.path().to_owned());
         state.events.listen(self.database_url.clone());
@@ -397,5 +402,23 @@ impl TestApp {
             .expect("query")
             .expect("admin");
         tokens::create(&mut conn, &admin, "expiring", Some(at)).await.expect("token")
+    }
+}
+
+impl TestApp {
+    /// The tenant's change record, oldest first, read straight from the database.
+    pub async fn events(&self, tenant: TenantId) -> Vec<casefile::models::events::Event> {
+        let mut conn = self.conn().await;
+        casefile::models::events::after(&mut conn, tenant, 0, 100_000).await.expect("events")
+    }
+
+    /// The events of the tenant after `sequence`, oldest first.
+    pub async fn events_after(
+        &self,
+        tenant: TenantId,
+        sequence: i64,
+    ) -> Vec<casefile::models::events::Event> {
+        let mut conn = self.conn().await;
+        casefile::models::events::after(&mut conn, tenant, sequence, 100_000).await.expect("events")
     }
 }

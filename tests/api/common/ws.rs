@@ -163,10 +163,14 @@ pub async fn arrive(socket: &mut Socket, wait: Duration) -> Arrived {
     }
 }
 
-/// The payload of the next result within `wait`; fails the test on anything else.
+/// The payload of the next result within `wait` (the `complete` of an operation that
+/// ended is passed over); fails the test on anything else.
 pub async fn next_result(socket: &mut Socket, wait: Duration) -> Value {
-    match arrive(socket, wait).await {
-        Arrived::Next(payload) => payload,
-        other => panic!("expected a result within {wait:?}, got {other:?}"),
+    loop {
+        match arrive(socket, wait).await {
+            Arrived::Next(payload) => return payload,
+            Arrived::Other(message) if message["type"] == "complete" => continue,
+            other => panic!("expected a result within {wait:?}, got {other:?}"),
+        }
     }
 }
