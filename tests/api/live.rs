@@ -433,4 +433,3 @@ async fn a_live_list_gets_the_event_that_makes_a_case_leave_it_and_nothing_of_ot
     .await;
     assert!(matches!(ws::arrive(&mut socket, Duration::from_secs(2)).await, Arrived::Nothing));
 }
-
