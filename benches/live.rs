@@ -44,6 +44,24 @@ struct Server {
     child: tokio::process::Child,
     base: String,
     token: String,
+    database_url: String,
+}
+
+/// The last sequence of the `Default` tenant's change record.
+async fn default_head(url: &str) -> anyhow::Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Head {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        last_sequence: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    let head: Head = diesel::sql_query(
+        "SELECT h.last_sequence FROM audit_heads h JOIN tenants t ON t.id = h.tenant_id \
+         WHERE t.name = 'Default'",
+    )
+    .get_result(&mut conn)
+    .await?;
+    Ok(head.last_sequence)
 }
 
 impl Server {
@@ -147,7 +165,12 @@ async fn start_server(url: &str, dir: &std::path::Path) -> anyhow::Result<Server
                 .await
                 .is_ok_and(|r| r.status().is_success())
         {
-            return Ok(Server { child, base, token: token.trim().to_owned() });
+            return Ok(Server {
+                child,
+                base,
+                token: token.trim().to_owned(),
+                database_url: url.to_owned(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -258,6 +281,7 @@ async fn fan_out(
     }
     let distinct: Vec<&String> = by_case.keys().copied().collect();
     let messages = if distinct.len() == 1 { MESSAGES } else { 1 };
+    let base = default_head(&server.database_url).await?;
     let mut sent: Vec<(Instant, String, usize)> = Vec::new();
     for round in 0..messages {
         for case in &distinct {
@@ -290,14 +314,17 @@ async fn fan_out(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Events are in sequence order: the k-th event after the subscriptions started is the
-    // k-th message sent. Match them by cursor order.
+    // The messages were posted one after the other, nothing else wrote meanwhile: the
+    // k-th message is the event with sequence base + k.
     let receipts = receipts.lock().await;
-    let mut cursors: Vec<(&String, &Vec<Instant>)> = receipts.iter().collect();
-    cursors.sort_by_key(|(cursor, _)| sequence_of(cursor));
     let mut latencies: Vec<f64> = Vec::new();
     let mut received = 0;
-    for ((_, times), (sent_at, _, _)) in cursors.iter().zip(sent.iter()) {
+    for (cursor, times) in receipts.iter() {
+        let Some((sent_at, _, _)) =
+            usize::try_from(sequence_of(cursor) - base - 1).ok().and_then(|k| sent.get(k))
+        else {
+            continue;
+        };
         received += times.len();
         latencies.extend(times.iter().map(|t| t.duration_since(*sent_at).as_secs_f64() * 1000.0));
     }

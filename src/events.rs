@@ -35,6 +35,7 @@ use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult};
 use crate::models::events::{self, Event};
 use crate::models::ids::TenantId;
+use crate::models::live;
 
 /// How many events one read takes from the log.
 const READ_BATCH: i64 = 500;
@@ -303,8 +304,7 @@ async fn listen_once(inner: &Inner, url: &str) -> Result<(), AppError> {
     let mut conn = AsyncPgConnection::establish(url)
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("LISTEN connection: {e}")))?;
-    let listen = diesel::sql_query(format!("LISTEN {}", events::CHANNEL));
-    diesel_async::RunQueryDsl::execute(listen, &mut conn).await?;
+    live::listen(&mut conn).await?;
     inner.listening.store(true, Ordering::Relaxed);
     inner.connects.fetch_add(1, Ordering::Relaxed);
     tracing::info!("listening for new events");
@@ -327,13 +327,9 @@ async fn listen_once(inner: &Inner, url: &str) -> Result<(), AppError> {
             }
             Err(_) => {
                 // Quiet for a while: check the connection, and read again to be sure.
-                let ping = diesel::sql_query("SELECT 1");
-                tokio::time::timeout(
-                    HEARTBEAT,
-                    diesel_async::RunQueryDsl::execute(ping, &mut conn),
-                )
-                .await
-                .map_err(|_| AppError::Internal(anyhow::anyhow!("LISTEN connection stalled")))??;
+                tokio::time::timeout(HEARTBEAT, live::ping(&mut conn)).await.map_err(|_| {
+                    AppError::Internal(anyhow::anyhow!("LISTEN connection stalled"))
+                })??;
                 let _ = inner.wake.send(Wake::All);
             }
         }

@@ -7,6 +7,16 @@ use crate::db::schema::audit_events;
 use crate::models::events::Event;
 use crate::models::ids::{CaseId, TenantId};
 
+/// Makes `conn` hear of every append to the change record (`events::CHANNEL`).
+pub async fn listen(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
+    diesel::sql_query(format!("LISTEN {}", crate::models::events::CHANNEL)).execute(conn).await
+}
+
+/// One trivial statement: is the connection still there?
+pub async fn ping(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
+    diesel::sql_query("SELECT 1").execute(conn).await
+}
+
 /// Whether the tenant's log tells of this case (a case deleted since still has its events).
 pub async fn case_logged(
     conn: &mut AsyncPgConnection,

@@ -433,3 +433,56 @@ async fn a_live_list_gets_the_event_that_makes_a_case_leave_it_and_nothing_of_ot
     .await;
     assert!(matches!(ws::arrive(&mut socket, Duration::from_secs(2)).await, Arrived::Nothing));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_reads_each_new_event_once_for_all_its_subscribers() {
+    let app = TestApp::new().await;
+    let case = app.case_named("Crowded").await;
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        let mut socket = ws::open(&app, &app.admin_token).await;
+        ws::subscribe(&mut socket, "s", CASE_EVENTS, json!({ "caseId": case["id"] })).await;
+        sockets.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reads = app.events.reads();
+    post(&app, &app.admin_token, &case["id"], "to everyone").await;
+    for socket in &mut sockets {
+        let payload = ws::next_result(socket, WAIT).await;
+        assert_eq!(event(&payload)["message"]["body"], "to everyone");
+    }
+    let used = app.events.reads() - reads;
+    println!("20 subscribers on one server: {used} read(s) of the log for one event");
+    assert!((1..=2).contains(&used), "one read per wake-up, not one per subscriber: {used}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detections_ingested_sends_new_detections_at_or_above_the_severity() {
+    let app = TestApp::new().await;
+    let mut socket = ws::open(&app, &app.admin_token).await;
+    let query = "subscription { detectionsIngested(minSeverity: HIGH) { externalId severity } }";
+    ws::subscribe(&mut socket, "d", query, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    app.ingest(
+        &app.admin_token,
+        vec![
+            crate::common::fixtures::detection("low-one", 2),
+            crate::common::fixtures::detection("high-one", 7),
+            crate::common::fixtures::detection("critical-one", 9),
+        ],
+    )
+    .await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let payload = ws::next_result(&mut socket, WAIT).await;
+        assert!(payload.get("errors").is_none(), "{payload}");
+        got.push(
+            payload["data"]["detectionsIngested"]["externalId"].as_str().expect("id").to_owned(),
+        );
+    }
+    println!("detectionsIngested: 2 detections in {:?}", started.elapsed());
+    got.sort();
+    assert_eq!(got, ["critical-one", "high-one"]);
+    assert!(matches!(ws::arrive(&mut socket, Duration::from_millis(700)).await, Arrived::Nothing));
+}

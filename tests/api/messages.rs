@@ -228,3 +228,41 @@ async fn a_case_list_with_messages_runs_the_same_statements_for_five_cases_or_a_
     );
     assert_eq!(hundred, five, "statements must not grow with the page size");
 }
+
+#[tokio::test]
+async fn posting_records_message_posted_with_the_body_as_digest_only() {
+    use sha2::Digest;
+    let app = TestApp::new().await;
+    let case = app.case_named("Recorded").await;
+    let before = app.events(app.tenant_id).await.len();
+    let body = "The secret plan: rotate every key tonight";
+    let message = post_ok(&app, &app.admin_token, &case["id"], body).await;
+    let events = app.events(app.tenant_id).await;
+    assert_eq!(events.len(), before + 1, "exactly one event");
+    let event = events.last().expect("event");
+    assert_eq!(event.action, "message.posted");
+    assert_eq!(event.case_event_kind.as_deref(), Some("MESSAGE_POSTED"));
+    assert_eq!(event.case_number, case["number"].as_i64().map(|n| n as i32));
+    assert_eq!(event.target_id.as_deref(), message["id"].as_str());
+    assert_eq!(event.actor_id, Some(app.admin_id));
+    assert_eq!(event.actor_type, "USER");
+    let sha = format!("{:x}", sha2::Sha256::digest(body.as_bytes()));
+    assert_eq!(
+        event.changes,
+        json!({ "body": { "before": null, "after": { "sha256": sha, "length": body.chars().count() } } })
+    );
+    assert!(!event.changes.to_string().contains("secret plan"), "the text never enters the record");
+    // A refused post records nothing.
+    let resolved = app.case_named("Closed").await;
+    app.mutate(
+        &app.admin_token,
+        "resolveCase",
+        json!({ "id": resolved["id"], "resolution": "FALSE_POSITIVE" }),
+        "case { id }",
+    )
+    .await;
+    let count = app.events(app.tenant_id).await.len();
+    let refused = post(&app, &app.admin_token, &resolved["id"], "late").await;
+    assert_eq!(error_code(&refused), Some("CASE_CLOSED"));
+    assert_eq!(app.events(app.tenant_id).await.len(), count);
+}
