@@ -133,7 +133,7 @@ impl LiveSubscription {
             let keep = readable(&viewer, &event)
                 && event.case_id == Some(case)
                 && event.case_event_kind().is_some();
-            std::future::ready(keep.then(|| CaseEvent(event)))
+            std::future::ready(keep.then_some(CaseEvent(event)))
         }))
     }
 

@@ -83,6 +83,7 @@ async fn two_servers_on_one_database_share_events_and_a_revoked_token_closes_the
     let (user, token) = app.create_user(app.tenant_id, Role::Analyst).await;
     let mut socket = ws::open_url(&replica.ws_url(), &token).await;
     subscribe_case(&mut socket, &case["id"], None).await;
+    assert!(replica.events.is_listening(), "server B holds a LISTEN connection of its own");
 
     let started = Instant::now();
     post(&app, &app.admin_token, &case["id"], "from the other server").await;
