@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Limits;
 use crate::db::DbPool;
+use crate::events::EventHub;
 use crate::graphql::{self, CasefileSchema};
 use crate::http::metrics::Metrics;
 use crate::signing::AuditKey;
@@ -19,10 +20,14 @@ pub struct AppState {
     pub data_dir: Arc<PathBuf>,
     /// Signs audit checkpoints; its public key is served at `/audit/public-key`.
     pub audit_key: Arc<AuditKey>,
+    /// The fan-out of the change record to this server's subscribers.
+    pub events: EventHub,
 }
 
 impl AppState {
     /// The state with the audit signing key from the data dir (generated when missing).
+    /// Its subscribers hear of new events once [`EventHub::listen`] has started the
+    /// `LISTEN` connection (`state.events.listen(url)`).
     pub fn new(db: DbPool, limits: Limits, data_dir: PathBuf) -> anyhow::Result<Self> {
         let key = AuditKey::load(None, &data_dir)?;
         Ok(Self::with_key(db, limits, data_dir, key))
@@ -31,9 +36,12 @@ impl AppState {
     /// The state with this audit signing key.
     pub fn with_key(db: DbPool, limits: Limits, data_dir: PathBuf, key: AuditKey) -> Self {
         let audit_key = Arc::new(key);
-        let schema = graphql::build(Some((db.clone(), audit_key.clone())), &limits);
+        let events = EventHub::new(db.clone());
+        let schema =
+            graphql::build(Some((db.clone(), audit_key.clone(), events.clone())), &limits);
         Self {
             audit_key,
+            events,
             metrics: Arc::new(Metrics::new(db.clone())),
             db,
             schema,

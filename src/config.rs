@@ -85,6 +85,11 @@ pub struct Limits {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "CASEFILE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Most subscriptions one WebSocket connection may run at once; the next one answers
+    /// `LIMIT_EXCEEDED`.
+    #[arg(long, env = "CASEFILE_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
 }
 
 impl Default for Limits {
@@ -94,6 +99,7 @@ impl Default for Limits {
             max_complexity: DEFAULT_MAX_COMPLEXITY,
             max_batch: 10,
             max_body_bytes: 1024 * 1024,
+            ws_max_subscriptions: 100,
         }
     }
 }

@@ -8,7 +8,9 @@ pub mod detections;
 pub mod errors;
 pub mod ids;
 pub mod limits;
+pub mod live;
 pub mod loaders;
+pub mod messages;
 pub mod nested;
 pub mod node;
 pub mod operation;
@@ -20,7 +22,7 @@ pub mod tenants;
 pub mod users;
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
-use async_graphql::{Context, EmptySubscription, MergedObject, Positioned, Schema};
+use async_graphql::{Context, MergedObject, MergedSubscription, Positioned, Schema};
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ use crate::auth::Viewer;
 use crate::config::Limits;
 use crate::db::{DbConn, DbPool, pool};
 use crate::error::{AppError, RequestId};
+use crate::events::EventHub;
 use crate::signing::AuditKey;
 
 pub use loaders::Loaders;
@@ -53,29 +56,41 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     cases::CaseMutation,
+    messages::MessageMutation,
     subjects::SubjectMutation,
     detections::DetectionMutation,
     users::UserMutation,
     tenants::TenantMutation,
 );
 
-pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
+/// Everything a client follows live, over the WebSocket: events read from the change
+/// record, replayed from a cursor and then live, on any server.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(live::LiveSubscription);
+
+pub type CasefileSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
 /// loaders are attached to each operation ([`request_data`], [`operation::PerOperation`]).
 ///
 /// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
 /// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
-pub fn build(runtime: Option<(DbPool, Arc<AuditKey>)>, limits: &Limits) -> CasefileSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+///
+/// Subscriptions need the server's [`EventHub`]; without it they answer `INTERNAL` (the
+/// schema printer has none).
+pub fn build(
+    runtime: Option<(DbPool, Arc<AuditKey>, EventHub)>,
+    limits: &Limits,
+) -> CasefileSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         // First: its hooks wrap every other extension's, so it sees every error.
         .extension(errors::ErrorCodes)
         .extension(operation::PerOperation)
         .limit_recursive_depth(64)
         .extension(limits::QueryLimits::new(limits));
     builder = describe_library_types(builder);
-    if let Some((db, key)) = runtime {
-        builder = builder.data(db).data(key);
+    if let Some((db, key, events)) = runtime {
+        builder = builder.data(db).data(key).data(events);
     }
     builder.finish()
 }
@@ -83,8 +98,8 @@ pub fn build(runtime: Option<(DbPool, Arc<AuditKey>)>, limits: &Limits) -> Casef
 /// Descriptions for the types async-graphql defines (the connections, its `DateTime`
 /// scalar), which carry none of their own or one written for Rust programmers.
 fn describe_library_types(
-    builder: async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>,
-) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     use pagination::Conn;
     builder
         .override_output_type_description::<Conn<cases::Case>>(
@@ -107,6 +122,11 @@ fn describe_library_types(
         .override_output_type_description::<Conn<audit::AuditEvent>>(
             "One page of the change record, newest first: its events (as `nodes`, or as \
              `edges` with their cursors), `pageInfo` to fetch the next (older) page, and \
+             `totalCount` across all pages.",
+        )
+        .override_output_type_description::<Conn<messages::Message>>(
+            "One page of a case's messages, oldest first: its messages (as `nodes`, or as \
+             `edges` with their cursors), `pageInfo` to fetch the next or previous page, and \
              `totalCount` across all pages.",
         )
         .override_output_type_description::<chrono::DateTime<chrono::Utc>>(

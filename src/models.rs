@@ -9,6 +9,8 @@ pub mod events;
 pub mod fold;
 pub mod ids;
 pub mod links;
+pub mod live;
+pub mod messages;
 pub mod page;
 pub mod rekey;
 pub mod sql;

@@ -44,6 +44,7 @@ async fn run(
     let key = AuditKey::load(serve.audit_signing_key_file.as_deref(), &config.data_dir)?;
     let state =
         AppState::with_key(pool.clone(), serve.limits.clone(), config.data_dir.clone(), key);
+    state.events.listen(db.url.clone());
     let app = http::router(state, Duration::from_secs(serve.request_timeout_secs));
     let listener = tokio::net::TcpListener::bind(serve.listen).await.with_context(|| {
         format!("listening on {} (set CASEFILE_LISTEN to another address)", serve.listen)

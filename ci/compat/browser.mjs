@@ -1,4 +1,5 @@
-// Opens casefile's GraphiQL in headless Chromium and runs the default query.
+// Opens casefile's GraphiQL in headless Chromium, runs the default query, then runs a
+// caseEvents subscription and waits for a message another client posts to show up.
 //
 //   node browser.mjs <base url> <token>
 //
@@ -103,6 +104,45 @@ try {
     console.log(`result pane shows ${EMAIL}`);
   } catch {
     problems.push(`the result pane never showed ${EMAIL}: ${(await result.innerText().catch(() => '')).slice(0, 500)}`);
+  }
+
+  // A subscription: caseEvents of a new case, run in GraphiQL; another client (this
+  // script, over HTTP) posts a message, and the result pane must show it as it arrives.
+  const api = new URL('/graphql', base).toString();
+  const call = async (query, variables) => {
+    const response = await fetch(api, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = await response.json();
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return body.data;
+  };
+  const created = await call('mutation($i: CreateCaseInput!) { createCase(input: $i) { case { id } } }', {
+    i: { name: `GraphiQL live ${Date.now() % 100000}` },
+  });
+  const caseId = created.createCase.case.id;
+  const subscription = `subscription { caseEvents(caseId: "${caseId}") { kind message { body } } }`;
+  await page.evaluate((text) => {
+    const editor = document.querySelector('.graphiql-query-editor .CodeMirror');
+    editor.CodeMirror.setValue(text);
+  }, subscription);
+  await page.locator('.graphiql-execute-button').click();
+  console.log('running caseEvents in GraphiQL');
+  await page.waitForTimeout(1500);
+  const body = `posted by another client at ${new Date().toISOString()}`;
+  const posted = Date.now();
+  await call('mutation($i: PostMessageInput!) { postMessage(input: $i) { message { id } } }', { i: { caseId, body } });
+  try {
+    await page.waitForFunction(
+      (text) => document.querySelector('.result-window')?.textContent?.includes(text),
+      body,
+      { timeout: TIMEOUT_MS },
+    );
+    console.log(`result pane shows the MESSAGE_POSTED event ${Date.now() - posted} ms after the post`);
+  } catch {
+    problems.push(`the result pane never showed the posted message: ${(await result.innerText().catch(() => '')).slice(0, 500)}`);
   }
 
   await mkdir(path.dirname(screenshot), { recursive: true });

@@ -136,6 +136,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        case_id -> Uuid,
+        author_id -> Uuid,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     subjects (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -189,6 +200,7 @@ diesel::joinable!(audit_heads -> tenants (tenant_id));
 diesel::joinable!(case_detections -> tenants (tenant_id));
 diesel::joinable!(cases -> tenants (tenant_id));
 diesel::joinable!(detections -> tenants (tenant_id));
+diesel::joinable!(messages -> tenants (tenant_id));
 diesel::joinable!(subjects -> tenants (tenant_id));
 diesel::joinable!(users -> tenants (tenant_id));
 
@@ -199,6 +211,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_detections,
     cases,
     detections,
+    messages,
     subjects,
     tenants,
     users,

@@ -14,7 +14,7 @@ use crate::models::events::CaseEventKind;
 use crate::models::fold::fold;
 use crate::models::ids::{CaseId, DetectionId, SubjectId, UserId};
 use crate::models::tenants::{self, License};
-use crate::models::{detections, links, subjects, users};
+use crate::models::{detections, links, messages, subjects, users};
 use serde_json::Value;
 
 /// Most cases one `deleteCases` call may delete.
@@ -367,7 +367,8 @@ pub async fn resolve(
     .await
 }
 
-/// Archives a case: its detection links go for good; subject, details and findings stay.
+/// Archives a case: its detection links and messages go for good; subject, details and
+/// findings stay.
 pub async fn archive(
     conn: &mut AsyncPgConnection,
     viewer: &Viewer,
@@ -384,6 +385,7 @@ pub async fn archive(
         }
         access::check_version(&case, expected_version)?;
         links::remove_all(conn, case.id).await?;
+        messages::delete_of_case(conn, case.id).await?;
         let mut changes = CaseChanges {
             status: Some(CaseStatus::Archived),
             archived_at: Some(Some(Utc::now())),

@@ -12,6 +12,7 @@ use crate::domain::access::{self, CaseAction};
 use crate::graphql::detections::{
     Detection, DetectionFilterInput, DetectionOrderInput, nested_connection,
 };
+use crate::graphql::messages::Message;
 use crate::graphql::nested::DetectionParent;
 use crate::graphql::pagination::{Conn, PageArgs};
 use crate::graphql::subjects::Subject;
@@ -290,6 +291,32 @@ impl Case {
         after: Option<String>,
     ) -> async_graphql::Result<Conn<crate::graphql::audit::AuditEvent>> {
         crate::graphql::audit::activity(ctx, self.0.id, first, after).await
+    }
+
+    /// The messages on the case, oldest first (none once it is archived). Paging
+    /// arguments out of range answer `VALIDATION_FAILED`.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Forward paging: how many messages (1–100; 50 when neither `first` nor `last` is given). Not with `last` or `before`."
+        )]
+        first: Option<i32>,
+        #[graphql(
+            desc = "Forward paging: the messages after this cursor (an `endCursor` or edge `cursor` of this list)."
+        )]
+        after: Option<String>,
+        #[graphql(
+            desc = "Backward paging: how many messages (1–100), the newest ones or those before `before`. Not with `first` or `after`."
+        )]
+        last: Option<i32>,
+        #[graphql(
+            desc = "Backward paging: the messages before this cursor (a `startCursor` or edge `cursor` of this list)."
+        )]
+        before: Option<String>,
+    ) -> async_graphql::Result<Conn<Message>> {
+        let args = PageArgs { first, after, last, before };
+        crate::graphql::messages::case_messages(ctx, self.0.id, args).await
     }
 
     /// The MITRE ATT&CK tactics and techniques of the case's detections, by tactic id.

@@ -17,6 +17,7 @@ pub enum Kind {
     Subject,
     ApiToken,
     AuditEvent,
+    Message,
 }
 
 impl Kind {
@@ -29,6 +30,7 @@ impl Kind {
             Kind::Subject => "Subject",
             Kind::ApiToken => "ApiToken",
             Kind::AuditEvent => "AuditEvent",
+            Kind::Message => "Message",
         }
     }
 
@@ -40,6 +42,7 @@ impl Kind {
         Kind::Subject,
         Kind::ApiToken,
         Kind::AuditEvent,
+        Kind::Message,
     ];
 
     fn parse(prefix: &str) -> Option<Self> {

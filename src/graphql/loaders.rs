@@ -11,11 +11,11 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use crate::db::{DbPool, pool};
 use crate::error::LoadError;
 use crate::graphql::batching::{Gate, Hold, spawner};
-use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader};
+use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader, NestedMessageLoader};
 use crate::models::detections::list::{EntityCount, TechniqueCount};
 use crate::models::events::{self, Event};
-use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, TokenId, UserId};
-use crate::models::{cases, detections, links, subjects, tenants, tokens, users};
+use crate::models::ids::{CaseId, DetectionId, MessageId, SubjectId, TenantId, TokenId, UserId};
+use crate::models::{cases, detections, links, messages, subjects, tenants, tokens, users};
 
 /// The loaders of one operation.
 pub struct Loaders {
@@ -35,6 +35,8 @@ pub struct Loaders {
     pub nested_cases: DataLoader<NestedCaseLoader>,
     pub activity: DataLoader<ActivityLoader>,
     pub audit_events: DataLoader<AuditEventLoader>,
+    pub messages: DataLoader<MessageLoader>,
+    pub nested_messages: DataLoader<NestedMessageLoader>,
     gate: Weak<Gate>,
 }
 
@@ -57,7 +59,9 @@ impl Loaders {
             nested_detections: loader(NestedDetectionLoader(scope.clone()), gate),
             nested_cases: loader(NestedCaseLoader(scope.clone()), gate),
             activity: loader(ActivityLoader(scope.clone()), gate),
-            audit_events: loader(AuditEventLoader(scope), gate),
+            audit_events: loader(AuditEventLoader(scope.clone()), gate),
+            messages: loader(MessageLoader(scope.clone()), gate),
+            nested_messages: loader(NestedMessageLoader(scope), gate),
             gate: Arc::downgrade(gate),
         }
     }
@@ -121,6 +125,10 @@ by_id_loader!(
 by_id_loader!(
     /// Detections of the viewer's tenant by id.
     DetectionLoader, DetectionId, detections::Detection, detections::find_many
+);
+by_id_loader!(
+    /// Messages of the viewer's tenant by id.
+    MessageLoader, MessageId, messages::Message, messages::find_many
 );
 by_id_loader!(
     /// Subjects of the viewer's tenant by id.

@@ -13,6 +13,7 @@ use crate::graphql::loaders::Scope;
 use crate::models::cases::{self, Case, list::CaseFilter, list::CaseOrder};
 use crate::models::detections::list::{self, DetectionFilter, DetectionOrder, Listed, Parents};
 use crate::models::ids::{CaseId, SubjectId};
+use crate::models::messages;
 use crate::models::page::{Page, PageRequest};
 
 /// Whose detections a nested list holds.
@@ -245,5 +246,59 @@ impl Loader<CountOf<NestedCases>> for NestedCaseLoader {
             }
         }
         Ok(out)
+    }
+}
+
+/// A page of one case's messages; every case of a batch asking for the same page gets it
+/// from one statement.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NestedMessages {
+    pub case: CaseId,
+    pub request: Arc<PageRequest>,
+}
+
+/// Pages of cases' message lists.
+pub struct NestedMessageLoader(pub(crate) Scope);
+
+impl Loader<NestedMessages> for NestedMessageLoader {
+    type Value = Arc<Page<messages::Message>>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[NestedMessages],
+    ) -> Result<HashMap<NestedMessages, Self::Value>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let mut out = HashMap::new();
+        for (request, members) in groups(keys, |k| k.request.clone()) {
+            let cases: Vec<CaseId> = members.iter().map(|k| k.case).collect();
+            let mut pages =
+                messages::pages_by_case(&mut conn, self.0.tenant, &cases, &request).await?;
+            for key in members {
+                let page = pages.remove(&key.case).unwrap_or_default();
+                out.insert(key, Arc::new(page));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<CountOf<NestedMessages>> for NestedMessageLoader {
+    type Value = i64;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[CountOf<NestedMessages>],
+    ) -> Result<HashMap<CountOf<NestedMessages>, i64>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let mut cases: Vec<CaseId> = keys.iter().map(|k| k.0.case).collect();
+        cases.sort();
+        cases.dedup();
+        let counts = messages::counts_by_case(&mut conn, self.0.tenant, &cases).await?;
+        Ok(keys
+            .iter()
+            .map(|key| (key.clone(), counts.get(&key.0.case).copied().unwrap_or(0)))
+            .collect())
     }
 }

@@ -8,10 +8,11 @@ use crate::error::AppError;
 use crate::graphql::audit::AuditEvent;
 use crate::graphql::cases::Case;
 use crate::graphql::detections::Detection;
+use crate::graphql::messages::Message;
 use crate::graphql::subjects::Subject;
 use crate::graphql::users::{ApiToken, User};
 use crate::graphql::{Loaders, ids, tenants::Tenant, viewer_and_loaders};
-use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, TokenId, UserId};
+use crate::models::ids::{CaseId, DetectionId, MessageId, SubjectId, TenantId, TokenId, UserId};
 
 /// Most ids one `nodes` call may ask for.
 pub const MAX_NODES: usize = 100;
@@ -27,6 +28,7 @@ pub enum Node {
     Subject(Subject),
     ApiToken(ApiToken),
     AuditEvent(AuditEvent),
+    Message(Message),
 }
 
 #[derive(Default)]
@@ -97,5 +99,8 @@ async fn load(viewer: &Viewer, loaders: &Loaders, id: &ID) -> async_graphql::Res
             .map(ApiToken)
             .filter(|t| t.visible_to(viewer))
             .map(Node::ApiToken),
+        ids::Kind::Message => {
+            loaders.messages.load_one(MessageId(uuid)).await?.map(|m| Node::Message(Message(m)))
+        }
     })
 }

@@ -5,7 +5,7 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, OutputType};
 
 use crate::error::{AppError, AppResult};
-use crate::graphql::nested::{CountOf, NestedCases, NestedDetections};
+use crate::graphql::nested::{CountOf, NestedCases, NestedDetections, NestedMessages};
 use crate::graphql::viewer_and_loaders;
 use crate::models::cases::list::CaseFilter;
 use crate::models::detections::list::DetectionFilter;
@@ -85,6 +85,8 @@ pub enum Total {
     NestedCases(NestedCases),
     /// A case's activity, counted for every case of a batch at once.
     Activity(crate::models::ids::CaseId),
+    /// A case's messages, counted for every case of a batch at once.
+    NestedMessages(NestedMessages),
 }
 
 /// The top-level lists and their filters.
@@ -120,6 +122,10 @@ impl ConnectionTotal {
                     Some(crate::graphql::loaders::Activity::Count(count)) => count,
                     _ => 0,
                 }
+            }
+            Total::NestedMessages(key) => {
+                let (_, loaders) = viewer_and_loaders(ctx)?;
+                loaders.nested_messages.load_one(CountOf(key.clone())).await?.unwrap_or(0)
             }
             Total::List(list) => {
                 let mut conn = crate::graphql::conn(ctx).await?;

@@ -3,6 +3,7 @@
 //! (`{"authorization": "Bearer …"}`); the connection is refused before anything runs
 //! unless it names a valid token.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,12 +20,20 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
-use crate::error::{AppError, RequestId};
-use crate::graphql::{CasefileSchema, errors, request_data};
+use crate::error::{AppError, Code, RequestId};
+use crate::graphql::batching::Gate;
+use crate::graphql::{CasefileSchema, Loaders, errors, ids, request_data};
 use crate::http::ClientAddress;
+use crate::models::events::Event;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server pings an open connection (`ping` on graphql-transport-ws, `ka`
+/// on the legacy protocol), so that proxies keep it open and clients see it is alive.
+pub const KEEPALIVE: Duration = Duration::from_secs(12);
+/// The close code of a socket whose token no longer holds (revoked, expired, user
+/// deactivated, role changed).
+const CLOSE_FORBIDDEN: u16 = 4403;
 
 pub async fn handler(
     State(state): State<AppState>,
@@ -95,8 +104,22 @@ async fn serve(
         }
     };
     tracing::info!(user = %viewer.user_id, "websocket authenticated");
-    let operations =
-        Operations { schema: state.schema.clone(), viewer: Arc::new(Mutex::new(Ok(viewer))) };
+    // Changes to this viewer reach every server through the change record: join it now,
+    // so that none that commits from here on is missed.
+    let watch = match state.events.subscribe(viewer.tenant_id, None).await {
+        Ok(events) => events,
+        Err(error) => {
+            let _ = refuse(&mut sink, &error, legacy).await;
+            return;
+        }
+    };
+    let operations = Operations {
+        schema: state.schema.clone(),
+        viewer: Arc::new(Mutex::new(Ok(viewer))),
+        db: state.db.clone(),
+        active: Arc::new(AtomicUsize::new(0)),
+        max_subscriptions: state.limits.ws_max_subscriptions,
+    };
 
     // Everything async-graphql sends goes through a channel, so that casefile can also close
     // the socket itself: when an operation starts after the token was revoked or expired.
@@ -106,6 +129,7 @@ async fn serve(
     // again (a revoked or expired one closes the socket) and the role read afresh.
     let db = state.db.clone();
     let current = operations.viewer.clone();
+    let token_text = authorization.clone();
     let checked = stream::once(async move { Ok(init_message) })
         .chain(stream)
         .then(move |message| {
@@ -131,6 +155,20 @@ async fn serve(
         })
         .take_while(|message| std::future::ready(message.is_some()))
         .filter_map(std::future::ready);
+    // The socket closes (4403) when the viewer's token is revoked, its user deactivated or
+    // its role changed, on whichever server that happened.
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    let guard = tokio::spawn(close_when_revoked(
+        state.db.clone(),
+        watch,
+        viewer,
+        token_text,
+        out_tx.clone(),
+        legacy,
+        closed_tx,
+    ));
+    let pings = tokio::spawn(keep_alive(out_tx.clone(), legacy));
+    let checked = checked.take_until(closed_rx);
     let forward = async move {
         while let Some(message) = out_rx.next().await {
             if sink.send(message).await.is_err() {
@@ -143,7 +181,65 @@ async fn serve(
         .on_connection_init(|_| async { Ok(async_graphql::Data::default()) })
         .keepalive_timeout(None)
         .serve();
+    let graphql = async move {
+        graphql.await;
+        guard.abort();
+        pings.abort();
+    };
     tokio::join!(graphql, forward);
+}
+
+/// Sends a keep-alive message every [`KEEPALIVE`] until the connection is gone.
+async fn keep_alive(mut out: futures_channel::mpsc::Sender<Message>, legacy: bool) {
+    let text = if legacy { r#"{"type":"ka"}"# } else { r#"{"type":"ping"}"# };
+    let mut tick = tokio::time::interval(KEEPALIVE);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if out.send(Message::Text(text.into())).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Follows the tenant's events; when one may concern this viewer (`token.revoked` of its
+/// token, `user.updated` of its user), checks the token again and closes the socket with
+/// 4403 when it no longer holds or the role changed.
+async fn close_when_revoked(
+    db: crate::db::DbPool,
+    events: impl futures_util::Stream<Item = Arc<Event>>,
+    viewer: Viewer,
+    authorization: Option<String>,
+    mut out: futures_channel::mpsc::Sender<Message>,
+    legacy: bool,
+    closed: tokio::sync::oneshot::Sender<()>,
+) {
+    let token = ids::encode(ids::Kind::ApiToken, viewer.token_id.0).0;
+    let user = ids::encode(ids::Kind::User, viewer.user_id.0).0;
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let concerns = match event.action.as_str() {
+            "token.revoked" => event.target_id.as_ref().is_none_or(|t| *t == token),
+            "user.updated" => event.target_id.as_ref().is_none_or(|t| *t == user),
+            _ => false,
+        };
+        if !concerns {
+            continue;
+        }
+        let now = auth::authenticate(&db, authorization.as_deref()).await;
+        let holds = match &now {
+            Ok(current) => current.role == viewer.role,
+            Err(AppError::Unauthenticated) => false,
+            // The database is briefly unreachable: the next operation checks again.
+            Err(_) => true,
+        };
+        if !holds {
+            tracing::info!(user = %viewer.user_id, action = %event.action, "closing a websocket: its token no longer holds");
+            let _ = refuse(&mut out, &AppError::Unauthenticated, legacy).await;
+            let _ = closed.send(());
+            return;
+        }
+    }
 }
 
 /// Runs a socket's operations, each with the viewer read when it started and a request id
@@ -153,6 +249,27 @@ struct Operations {
     schema: CasefileSchema,
     /// The viewer for the operation that starts next, or why there is none.
     viewer: Arc<Mutex<Result<Viewer, Arc<AppError>>>>,
+    db: crate::db::DbPool,
+    /// Subscriptions running on this connection.
+    active: Arc<AtomicUsize>,
+    max_subscriptions: usize,
+}
+
+/// Counts a running subscription until it ends.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether the request runs a subscription.
+fn is_subscription(request: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::OperationType;
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
+    crate::graphql::selected_operation(&document, request.operation_name.as_deref())
+        .is_some_and(|operation| operation.node.ty == OperationType::Subscription)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -173,6 +290,33 @@ impl Executor for Operations {
         let viewer = lock(&self.viewer).clone();
         tracing::info!(request_id = %request_id.0, viewer = ?viewer.as_ref().map(|v| v.user_id), "websocket operation");
         match viewer {
+            Ok(viewer) if is_subscription(&request) => {
+                let running = self.active.fetch_add(1, Ordering::SeqCst);
+                let counted = Running(self.active.clone());
+                if running >= self.max_subscriptions {
+                    let error = AppError::Rule(
+                        Code::LimitExceeded,
+                        format!(
+                            "at most {} subscriptions at once on one connection",
+                            self.max_subscriptions
+                        ),
+                    );
+                    return stream::once(std::future::ready(errors::response(&error, &request_id)))
+                        .boxed();
+                }
+                request.data = request_data(viewer, request_id);
+                // A subscription lives long: its loaders (no cache) serve every event, and
+                // fetch at once (no operation around them to gate).
+                let gate = Gate::new();
+                request.data.insert(Loaders::new(self.db.clone(), viewer.tenant_id, &gate));
+                self.schema
+                    .execute_stream_with_session_data(request, session_data.unwrap_or_default())
+                    .map(move |response| {
+                        let _ = &counted;
+                        response
+                    })
+                    .boxed()
+            }
             Ok(viewer) => {
                 request.data = request_data(viewer, request_id);
                 self.schema
@@ -202,7 +346,7 @@ where
     S: futures_util::Sink<Message> + Unpin,
 {
     let (code, reason) = match error.code() {
-        crate::error::Code::Unauthenticated => (4403, "Forbidden: a valid token is required"),
+        Code::Unauthenticated => (CLOSE_FORBIDDEN, "Forbidden: a valid token is required"),
         _ => (4500, "Internal error"),
     };
     if legacy {

@@ -57,3 +57,7 @@ id_type!(
     /// A subject's id.
     SubjectId
 );
+id_type!(
+    /// A message's id.
+    MessageId
+);

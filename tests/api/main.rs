@@ -17,6 +17,8 @@ mod graphiql;
 mod http_rules;
 mod input_limits;
 mod limits;
+mod live;
+mod messages;
 mod nodes;
 mod process;
 mod rekey;

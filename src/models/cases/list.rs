@@ -333,3 +333,24 @@ pub async fn counts_by_subject(
     let rows: Vec<SubjectCount> = sql.into_query().load(conn).await?;
     Ok(rows.into_iter().map(|r| (r.subject_id, r.count)).collect())
 }
+
+#[derive(Debug, QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: crate::models::ids::CaseId,
+}
+
+/// The ids of (at most `limit` of) the tenant's cases matching `filter`, in one statement;
+/// with `filter.ids` set, which of those match (a live list asks per event).
+pub async fn matching_ids(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    filter: &CaseFilter,
+    limit: i64,
+) -> QueryResult<Vec<crate::models::ids::CaseId>> {
+    let mut sql = Sql::new("SELECT id FROM cases");
+    push_filter(&mut sql, tenant, filter);
+    sql.push(" LIMIT ").bind(Bind::Int(limit));
+    let rows: Vec<IdRow> = sql.into_query().load(conn).await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}

@@ -216,6 +216,21 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// SQL statements run by every connection of `db` (the app's pool) so far.
     pub statements: Arc<AtomicU64>,
+    /// The server's fan-out of the change record.
+    pub events: casefile::events::EventHub,
+}
+
+/// Another server on a [`TestApp`]'s database.
+pub struct Replica {
+    pub addr: SocketAddr,
+    pub events: casefile::events::EventHub,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Replica {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/graphql/ws", self.addr)
+    }
 }
 
 impl TestApp {
@@ -253,6 +268,8 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("data dir");
         let state = casefile::AppState::new(db.clone(), limits, data_dir.path().to_owned())
             .expect("app state");
+        state.events.listen(database_url.clone());
+        let events = state.events.clone();
         let app = casefile::router(state, Duration::from_secs(30));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -274,7 +291,32 @@ impl TestApp {
             admin_id: admin.id,
             http: reqwest::Client::new(),
             statements,
+            events,
         }
+    }
+
+    /// A second server on this app's database (another replica behind a load balancer):
+    /// its own pool, its own `LISTEN` connection, its own port.
+    pub async fn replica(&self) -> Replica {
+        let db =
+            pool::build(&self.database_url, 4, Duration::from_secs(5), Duration::from_secs(30))
+                .expect("pool");
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let state = casefile::AppState::new(db, Limits::default(), data_dir.path().to_owned())
+            .expect("app state");
+        state.events.listen(self.database_url.clone());
+        let events = state.events.clone();
+        let app = casefile::router(state, Duration::from_secs(30));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        });
+        Replica { addr, events, _data_dir: data_dir }
     }
 
     pub fn url(&self, path: &str) -> String {

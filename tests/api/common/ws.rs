@@ -15,7 +15,12 @@ pub type Socket =
 
 /// Opens `/graphql/ws` with `protocol`; checks the server chose it.
 pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
-    let mut request = app.ws_url().into_client_request().expect("request");
+    connect_url(&app.ws_url(), protocol).await
+}
+
+/// Opens the WebSocket at `url` with `protocol`; checks the server chose it.
+pub async fn connect_url(url: &str, protocol: &str) -> Socket {
+    let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
     let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("connect");
     assert_eq!(
@@ -52,7 +57,12 @@ pub async fn next(socket: &mut Socket) -> Result<Value, u16> {
 
 /// A `graphql-transport-ws` socket past `connection_init` with `token`.
 pub async fn open(app: &TestApp, token: &str) -> Socket {
-    let mut socket = connect(app, "graphql-transport-ws").await;
+    open_url(&app.ws_url(), token).await
+}
+
+/// A `graphql-transport-ws` socket at `url` past `connection_init` with `token`.
+pub async fn open_url(url: &str, token: &str) -> Socket {
+    let mut socket = connect_url(url, "graphql-transport-ws").await;
     let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
     send(&mut socket, init).await;
     assert_eq!(next(&mut socket).await, Ok(json!({ "type": "connection_ack" })));
@@ -102,5 +112,65 @@ impl TestApp {
         let before = self.statements.load(Ordering::SeqCst);
         let response = operation(&mut socket, "1", query, variables).await;
         (response, self.statements.load(Ordering::SeqCst) - before)
+    }
+}
+
+/// Starts a subscription on an open `graphql-transport-ws` socket.
+pub async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
+    let subscribe = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
+    send(socket, subscribe).await;
+}
+
+/// What arrived on a socket: a result (`next` or legacy `data`), or the close code.
+#[derive(Debug)]
+pub enum Arrived {
+    /// The payload of a `next` (or legacy `data`) message.
+    Next(Value),
+    /// Another message (`complete`, `error`, …) as sent.
+    Other(Value),
+    /// The socket closed with this code.
+    Closed(u16),
+    /// Nothing within the wait.
+    Nothing,
+}
+
+/// The next message that is not a keep-alive, within `wait`.
+pub async fn arrive(socket: &mut Socket, wait: Duration) -> Arrived {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return Arrived::Nothing,
+            Ok(None) | Ok(Some(Err(_))) => return Arrived::Closed(1006),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        match frame {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).expect("json");
+                match value["type"].as_str() {
+                    Some("ping") => {
+                        send(socket, json!({ "type": "pong" })).await;
+                    }
+                    Some("ka") | Some("pong") => {}
+                    Some("next") | Some("data") => return Arrived::Next(value["payload"].clone()),
+                    _ => return Arrived::Other(value),
+                }
+            }
+            Message::Close(frame) => {
+                return Arrived::Closed(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The payload of the next result within `wait` (the `complete` of an operation that
+/// ended is passed over); fails the test on anything else.
+pub async fn next_result(socket: &mut Socket, wait: Duration) -> Value {
+    loop {
+        match arrive(socket, wait).await {
+            Arrived::Next(payload) => return payload,
+            Arrived::Other(message) if message["type"] == "complete" => continue,
+            other => panic!("expected a result within {wait:?}, got {other:?}"),
+        }
     }
 }
