@@ -59,11 +59,12 @@ enum Format {
     Csv,
 }
 
+/// The export's format and time range.
+type Params = (Format, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// The export's parameters: `format` (ndjson, the default, or csv), `from` (inclusive)
 /// and `to` (exclusive), RFC 3339.
-fn parse_params(
-    query: &str,
-) -> Result<(Format, Option<DateTime<Utc>>, Option<DateTime<Utc>>), AppError> {
+fn parse_params(query: &str) -> Result<Params, AppError> {
     let mut format = Format::Ndjson;
     let (mut from, mut to) = (None, None);
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
