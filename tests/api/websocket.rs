@@ -179,8 +179,10 @@ async fn a_deactivated_users_next_operation_closes_the_socket_with_4403() {
     assert_eq!(next(&mut socket).await, Err(4403));
 }
 
+/// Issue 8: changing a user's role is an event that closes its sockets (4403) on every
+/// server; a new socket runs with the new role.
 #[tokio::test]
-async fn a_changed_role_applies_to_the_next_websocket_operation() {
+async fn a_changed_role_closes_the_socket_and_a_new_one_runs_with_the_new_role() {
     let app = TestApp::new().await;
     let (user, token) =
         app.create_user(app.tenant_id, casefile::models::users::Role::Analyst).await;
@@ -192,6 +194,8 @@ async fn a_changed_role_applies_to_the_next_websocket_operation() {
     assert_eq!(before["data"]["createCase"]["case"]["name"], "Made on the socket", "{before}");
 
     update_user(&app, user, json!({ "role": "READ_ONLY" })).await;
+    assert_eq!(next(&mut socket).await, Err(4403), "the role change closes the socket");
+    let mut socket = open_as(&app, &token).await;
     let role = operation(&mut socket, "2", "{ viewer { role } }").await.expect("open");
     assert_eq!(role["data"]["viewer"]["role"], "READ_ONLY", "{role}");
     let after = operation(&mut socket, "3", &create("Refused on the socket")).await.expect("open");
