@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Limits;
 use crate::db::DbPool;
+use crate::graphql::documents::Documents;
 use crate::graphql::{self, CasefileSchema};
 use crate::http::metrics::Metrics;
 
@@ -16,12 +17,16 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
     pub data_dir: Arc<PathBuf>,
+    /// Parsed and validated documents, and the persisted queries' store.
+    pub documents: Arc<Documents>,
 }
 
 impl AppState {
     pub fn new(db: DbPool, limits: Limits, data_dir: PathBuf) -> Self {
-        let schema = graphql::build(Some(db.clone()), &limits);
+        let documents = Arc::new(Documents::default());
+        let schema = graphql::build_with(Some(db.clone()), &limits, documents.clone());
         Self {
+            documents,
             metrics: Arc::new(Metrics::new(db.clone())),
             db,
             schema,

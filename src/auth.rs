@@ -49,17 +49,16 @@ pub async fn authenticate(db: &DbPool, authorization: Option<&str>) -> AppResult
         return Ok(viewer);
     }
     let mut conn = pool::get(db).await?;
-    let (token, user) =
-        tokens::find_by_secret(&mut conn, secret).await?.ok_or(AppError::Unauthenticated)?;
-    let now = Utc::now();
-    if !token.is_active(now) {
+    let token = tokens::use_secret(&mut conn, secret).await?.ok_or(AppError::Unauthenticated)?;
+    if !token.is_active(Utc::now()) {
         return Err(AppError::Unauthenticated);
     }
-    if token.last_used_at.is_none_or(|at| now - at > chrono::Duration::minutes(1)) {
-        tokens::touch(&mut conn, token.id).await?;
-    }
-    let viewer =
-        Viewer { user_id: user.id, tenant_id: user.tenant_id, role: user.role, token_id: token.id };
+    let viewer = Viewer {
+        user_id: token.user_id,
+        tenant_id: token.tenant_id,
+        role: token.role,
+        token_id: token.id,
+    };
     cache::shared().put(hash, viewer, token.expires_at, std::time::Instant::now());
     Ok(viewer)
 }

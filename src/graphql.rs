@@ -4,6 +4,7 @@
 pub mod batching;
 pub mod cases;
 pub mod detections;
+pub mod documents;
 pub mod errors;
 pub mod ids;
 pub mod limits;
@@ -62,12 +63,24 @@ pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
 /// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
 /// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
 pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
+    build_with(db, limits, std::sync::Arc::default())
+}
+
+/// [`build`] with the server's document cache (shared with the transports, which parse
+/// through it): a validation that passed is not run again for the same document,
+/// operation and variables.
+pub fn build_with(
+    db: Option<DbPool>,
+    limits: &Limits,
+    documents: std::sync::Arc<documents::Documents>,
+) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         // First: its hooks wrap every other extension's, so it sees every error.
         .extension(errors::ErrorCodes)
         .extension(operation::PerOperation)
         .limit_recursive_depth(64)
-        .extension(limits::QueryLimits::new(limits));
+        .extension(limits::QueryLimits::new(limits))
+        .extension(documents::ValidationCache(documents));
     builder = describe_library_types(builder);
     if let Some(db) = db {
         builder = builder.data(db);

@@ -87,8 +87,11 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
         }
     };
     tracing::info!(user = %viewer.user_id, "websocket authenticated");
-    let operations =
-        Operations { schema: state.schema.clone(), viewer: Arc::new(Mutex::new(Ok(viewer))) };
+    let operations = Operations {
+        schema: state.schema.clone(),
+        documents: state.documents.clone(),
+        viewer: Arc::new(Mutex::new(Ok(viewer))),
+    };
 
     // Everything async-graphql sends goes through a channel, so that casefile can also close
     // the socket itself: when an operation starts after the token was revoked or expired.
@@ -142,6 +145,7 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
 #[derive(Clone)]
 struct Operations {
     schema: CasefileSchema,
+    documents: Arc<crate::graphql::documents::Documents>,
     /// The viewer for the operation that starts next, or why there is none.
     viewer: Arc<Mutex<Result<Viewer, Arc<AppError>>>>,
 }
@@ -165,6 +169,7 @@ impl Executor for Operations {
         tracing::info!(request_id = %request_id.0, viewer = ?viewer.as_ref().map(|v| v.user_id), "websocket operation");
         match viewer {
             Ok(viewer) => {
+                self.documents.attach(&mut request);
                 request.data = request_data(viewer, request_id);
                 self.schema
                     .execute_stream_with_session_data(request, session_data.unwrap_or_default())

@@ -48,7 +48,7 @@ async fn ok(app: &TestApp, mutation: &str, input: Value) {
 }
 
 /// Creates a self-managed case as the admin; returns (global id, number).
-async fn new_case(app: &TestApp, input: Value) -> (String, i64) {
+pub(crate) async fn new_case(app: &TestApp, input: Value) -> (String, i64) {
     let case = app.create_case(&app.admin_token, input).await;
     (case["id"].as_str().expect("id").to_owned(), case["number"].as_i64().expect("number"))
 }
@@ -82,7 +82,7 @@ async fn set_time(app: &TestApp, number: i64, column: &str, at: &str) {
 }
 
 /// An assignable user with this display name; returns its global id.
-async fn analyst_named(app: &TestApp, display_name: &str) -> String {
+pub(crate) async fn analyst_named(app: &TestApp, display_name: &str) -> String {
     use diesel_async::RunQueryDsl;
     let (id, _) = app.create_user(app.tenant_id, Role::Analyst).await;
     let mut conn = app.conn().await;
@@ -96,7 +96,7 @@ async fn analyst_named(app: &TestApp, display_name: &str) -> String {
     ids::encode(Kind::User, id.0).to_string()
 }
 
-async fn subject(app: &TestApp, username: &str) -> String {
+pub(crate) async fn subject(app: &TestApp, username: &str) -> String {
     let body = app
         .mutate(
             &app.admin_token,

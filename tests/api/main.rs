@@ -16,7 +16,10 @@ mod graphiql;
 mod http_rules;
 mod input_limits;
 mod limits;
+
 mod nodes;
+mod pages;
+mod persisted_queries;
 mod process;
 mod rekey;
 mod retention;
