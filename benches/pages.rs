@@ -8,6 +8,7 @@
 //! loopback port from a runtime of its own, and drives it with 16 and 64 concurrent
 //! clients for `PAGES_SECONDS` seconds each (default 10). It prints requests per second,
 //! p50/p99 latency and SQL statements per request (authentication included).
+//! `PAGES_ONLY=Q1` (or `Q2`) runs one of them (for a profiler).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,7 +87,11 @@ fn main() -> anyhow::Result<()> {
     );
     load.block_on(async {
         let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+        let only = std::env::var("PAGES_ONLY").unwrap_or_default();
         for (name, query, variables) in [("Q1", Q1, json!({})), ("Q2", Q2, json!({ "c": 1 }))] {
+            if !only.is_empty() && only != name {
+                continue;
+            }
             let body = json!({ "query": query, "variables": variables });
             let check: Value =
                 http.post(&endpoint).bearer_auth(&token).json(&body).send().await?.json().await?;
