@@ -9,7 +9,6 @@ DROP INDEX cases_open_updated_idx;
 DROP INDEX cases_open_archive_at_idx;
 DROP INDEX cases_open_detection_count_idx;
 
-CREATE INDEX case_detections_tenant_case_idx ON case_detections (tenant_id, case_id);
 DROP INDEX case_detections_case_observed_idx;
 DROP INDEX case_detections_case_ingested_idx;
 DROP INDEX case_detections_case_risk_idx;

@@ -29,9 +29,6 @@ CREATE INDEX case_detections_case_risk_idx
     ON case_detections (case_id, risk_score, detection_id);
 CREATE INDEX case_detections_case_rule_idx
     ON case_detections (case_id, rule_name_key, detection_id);
--- (case_detections_tenant_case_idx on (tenant_id, case_id) is covered by the primary key
--- and the indexes above for every lookup by case.)
-DROP INDEX case_detections_tenant_case_idx;
 
 -- 2. The case list's default filter (the open statuses, status_rank < 4) stays an index
 -- scan however many cases are closed: one partial index per list order, holding the open

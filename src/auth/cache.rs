@@ -150,13 +150,19 @@ mod tests {
     fn the_cache_never_holds_more_than_its_capacity() {
         let cache = TokenCache::default();
         let start = Instant::now();
-        for i in 0..(CAPACITY + 5) {
+        for i in 0..CAPACITY {
             cache.put(i.to_le_bytes().to_vec(), viewer(), None, start);
-            assert!(cache.len() <= CAPACITY);
         }
-        // Stale entries make room first.
+        assert_eq!(cache.len(), CAPACITY);
+        // Full: stale entries make room first.
         let later = start + LIFETIME;
         cache.put(vec![9, 9], viewer(), None, later);
         assert_eq!(cache.len(), 1);
+        // Full of fresh entries: all of them go.
+        for i in 1..(CAPACITY + 5) {
+            cache.put(i.to_le_bytes().to_vec(), viewer(), None, later);
+            assert!(cache.len() <= CAPACITY);
+        }
+        assert!(cache.len() < CAPACITY);
     }
 }
