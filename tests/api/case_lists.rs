@@ -576,13 +576,24 @@ async fn a_page_holds_fifty_cases_by_default() {
 async fn statements_for(app: &TestApp, query: &str, variables: Value) -> u64 {
     let (body, _) = app.graphql_counting(&app.admin_token, query, variables.clone()).await;
     assert!(body.get("errors").is_none(), "{body}");
-    let (body, statements) = app.graphql_counting(&app.admin_token, query, variables.clone()).await;
-    assert!(body.get("errors").is_none(), "{body}");
-    let (response, over_ws) = app.ws_graphql_counting(&app.admin_token, query, variables).await;
-    assert!(response.get("errors").is_none(), "{response}");
-    assert_eq!(response["data"], body["data"], "the same answer over the WebSocket");
-    assert_eq!(over_ws, statements, "the same statements over the WebSocket as over HTTP");
-    statements
+    // A token is looked up again once its cache entry is a second old (one statement more
+    // on whichever transport meets that): a slow machine gets a few tries at a pair of
+    // runs within the same second.
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let (body, statements) =
+            app.graphql_counting(&app.admin_token, query, variables.clone()).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        let (response, over_ws) =
+            app.ws_graphql_counting(&app.admin_token, query, variables.clone()).await;
+        assert!(response.get("errors").is_none(), "{response}");
+        assert_eq!(response["data"], body["data"], "the same answer over the WebSocket");
+        if over_ws == statements {
+            return statements;
+        }
+        counts.push((statements, over_ws));
+    }
+    panic!("the same statements over the WebSocket as over HTTP: {counts:?}");
 }
 
 pub(crate) const LIST_QUERY: &str = "query($n: Int) { cases(first: $n) { totalCount nodes { number \
