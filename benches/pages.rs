@@ -99,12 +99,12 @@ fn main() -> anyhow::Result<()> {
             for clients in [16, 64] {
                 // A warm-up of a second, then the measured run.
                 drive(&http, &endpoint, &token, &body, clients, Duration::from_secs(1)).await?;
-                let before = statements.load(Ordering::SeqCst);
+                let before = AtomicU64::load(&statements, Ordering::SeqCst);
                 let (count, mut times, elapsed) =
                     drive(&http, &endpoint, &token, &body, clients, Duration::from_secs(seconds))
                         .await?;
                 let per_request =
-                    (statements.load(Ordering::SeqCst) - before) as f64 / count as f64;
+                    (AtomicU64::load(&statements, Ordering::SeqCst) - before) as f64 / count as f64;
                 times.sort_by(f64::total_cmp);
                 let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
                 println!(
