@@ -231,8 +231,11 @@ async fn seed(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
            'person' || (c.number % 50) || '@bench.test', 'person' || (c.number % 50) || '@bench.test', \
            '[{\"tacticId\":\"TA0002\",\"tacticName\":\"Execution\",\"techniqueId\":\"T1059\",\"techniqueName\":\"Scripting\"}]' \
          FROM cases c, generate_series(1, 3) k",
-        "INSERT INTO case_detections (case_id, detection_id, tenant_id) \
-         SELECT c.id, md5(c.id::text || k)::uuid, c.tenant_id FROM cases c, generate_series(1, 3) k",
+        // Links copy their detection's sort keys (as models::links::add writes them).
+        "INSERT INTO case_detections (case_id, detection_id, tenant_id, observed_at, ingested_at, \
+           risk_score, rule_name_key) \
+         SELECT c.id, d.id, c.tenant_id, d.observed_at, d.ingested_at, d.risk_score, d.rule_name_key \
+         FROM cases c CROSS JOIN generate_series(1, 3) k JOIN detections d ON d.id = md5(c.id::text || k)::uuid",
         "UPDATE cases c SET detection_count = x.total, risk_high = x.high FROM ( \
            SELECT cd.case_id, count(*) AS total, count(*) FILTER (WHERE d.severity = 4) AS high \
            FROM case_detections cd JOIN detections d ON d.id = cd.detection_id GROUP BY cd.case_id) x \

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::Limits;
 use crate::db::DbPool;
 use crate::events::EventHub;
+use crate::graphql::documents::Documents;
 use crate::graphql::{self, CasefileSchema};
 use crate::http::metrics::Metrics;
 use crate::signing::AuditKey;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub audit_key: Arc<AuditKey>,
     /// The fan-out of the change record to this server's subscribers.
     pub events: EventHub,
+    /// Parsed and validated documents, and the persisted queries' store.
+    pub documents: Arc<Documents>,
 }
 
 impl AppState {
@@ -37,11 +40,17 @@ impl AppState {
     pub fn with_key(db: DbPool, limits: Limits, data_dir: PathBuf, key: AuditKey) -> Self {
         let audit_key = Arc::new(key);
         let events = EventHub::new(db.clone());
-        let schema =
-            graphql::build(Some((db.clone(), audit_key.clone(), events.clone())), &limits);
+        let documents = Arc::new(Documents::default());
+        let runtime = graphql::Runtime {
+            db: db.clone(),
+            audit_key: audit_key.clone(),
+            events: events.clone(),
+        };
+        let schema = graphql::build_with(Some(runtime), &limits, documents.clone());
         Self {
             audit_key,
             events,
+            documents,
             metrics: Arc::new(Metrics::new(db.clone())),
             db,
             schema,

@@ -78,6 +78,9 @@ impl Code {
 pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 pub const BAD_REQUEST: &str = "BAD_REQUEST";
+/// Apollo's automatic persisted queries: the hash names no document this server knows
+/// (HTTP 200; the client sends the document with its hash next).
+pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
 
 /// What a client reads instead of an internal error's cause.
 pub const INTERNAL_MESSAGE: &str = "internal error";

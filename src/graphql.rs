@@ -5,6 +5,7 @@ pub mod audit;
 pub mod batching;
 pub mod cases;
 pub mod detections;
+pub mod documents;
 pub mod errors;
 pub mod ids;
 pub mod limits;
@@ -70,6 +71,14 @@ pub struct Subscription(live::LiveSubscription);
 
 pub type CasefileSchema = Schema<Query, Mutation, Subscription>;
 
+/// What resolvers reach beyond the request: the pool, the key that signs audit
+/// checkpoints, and the fan-out of the change record.
+pub struct Runtime {
+    pub db: DbPool,
+    pub audit_key: Arc<AuditKey>,
+    pub events: EventHub,
+}
+
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
 /// loaders are attached to each operation ([`request_data`], [`operation::PerOperation`]).
 ///
@@ -78,19 +87,28 @@ pub type CasefileSchema = Schema<Query, Mutation, Subscription>;
 ///
 /// Subscriptions need the server's [`EventHub`]; without it they answer `INTERNAL` (the
 /// schema printer has none).
-pub fn build(
-    runtime: Option<(DbPool, Arc<AuditKey>, EventHub)>,
+pub fn build(runtime: Option<Runtime>, limits: &Limits) -> CasefileSchema {
+    build_with(runtime, limits, Arc::default())
+}
+
+/// [`build`] with the server's document cache (shared with the transports, which parse
+/// through it): a validation that passed is not run again for the same document,
+/// operation and variables.
+pub fn build_with(
+    runtime: Option<Runtime>,
     limits: &Limits,
+    documents: Arc<documents::Documents>,
 ) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         // First: its hooks wrap every other extension's, so it sees every error.
         .extension(errors::ErrorCodes)
         .extension(operation::PerOperation)
         .limit_recursive_depth(64)
-        .extension(limits::QueryLimits::new(limits));
+        .extension(limits::QueryLimits::new(limits))
+        .extension(documents::ValidationCache(documents));
     builder = describe_library_types(builder);
-    if let Some((db, key, events)) = runtime {
-        builder = builder.data(db).data(key).data(events);
+    if let Some(Runtime { db, audit_key, events }) = runtime {
+        builder = builder.data(db).data(audit_key).data(events);
     }
     builder.finish()
 }

@@ -34,7 +34,7 @@ impl Kind {
         }
     }
 
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 8] = [
         Kind::Tenant,
         Kind::User,
         Kind::Case,

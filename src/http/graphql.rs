@@ -18,13 +18,14 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
-use crate::error::{AppError, BAD_REQUEST};
+use crate::error::{AppError, BAD_REQUEST, PERSISTED_QUERY_NOT_FOUND};
 use crate::graphql::{request_data, selected_operation};
 use crate::http::metrics::{OperationType, Outcome};
 use crate::http::negotiate::{ResponseType, response_type};
 use crate::http::{ClientAddress, RequestId};
 
 mod params;
+mod persisted;
 mod response;
 
 use params::{check_content_type, params_from_json, params_from_query, read_body};
@@ -231,6 +232,26 @@ async fn run(
         ResponseType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
         ResponseType::Json => StatusCode::OK,
     };
+    match persisted::resolve(&state.documents, &mut request) {
+        Ok(()) => {}
+        Err(refusal) => {
+            state.metrics.observe(
+                OperationType::Unknown,
+                Outcome::Rejected,
+                started.elapsed().as_secs_f64(),
+            );
+            return match refusal {
+                // Apollo's protocol: 200, and the client sends the document next.
+                persisted::Refusal::NotFound => (
+                    StatusCode::OK,
+                    error_body(PERSISTED_QUERY_NOT_FOUND, persisted::NOT_FOUND_MESSAGE, request_id),
+                ),
+                persisted::Refusal::Invalid(message) => {
+                    (StatusCode::BAD_REQUEST, error_body(BAD_REQUEST, message, request_id))
+                }
+            };
+        }
+    }
     let operation_name = request.operation_name.clone();
     // A document that does not parse runs into the schema's own parse error.
     let op = request

@@ -115,6 +115,7 @@ async fn serve(
     };
     let operations = Operations {
         schema: state.schema.clone(),
+        documents: state.documents.clone(),
         viewer: Arc::new(Mutex::new(Ok(viewer))),
         db: state.db.clone(),
         active: Arc::new(AtomicUsize::new(0)),
@@ -226,6 +227,9 @@ async fn close_when_revoked(
         if !concerns {
             continue;
         }
+        // The event says the token may no longer hold: ask the database, not the cache.
+        auth::cache::shared().forget_token(viewer.token_id);
+        auth::cache::shared().forget_user(viewer.user_id);
         let now = auth::authenticate(&db, authorization.as_deref()).await;
         let holds = match &now {
             Ok(current) => current.role == viewer.role,
@@ -247,6 +251,7 @@ async fn close_when_revoked(
 #[derive(Clone)]
 struct Operations {
     schema: CasefileSchema,
+    documents: Arc<crate::graphql::documents::Documents>,
     /// The viewer for the operation that starts next, or why there is none.
     viewer: Arc<Mutex<Result<Viewer, Arc<AppError>>>>,
     db: crate::db::DbPool,
@@ -318,6 +323,7 @@ impl Executor for Operations {
                     .boxed()
             }
             Ok(viewer) => {
+                self.documents.attach(&mut request);
                 request.data = request_data(viewer, request_id);
                 self.schema
                     .execute_stream_with_session_data(request, session_data.unwrap_or_default())

@@ -74,6 +74,25 @@ impl Sql {
     }
 }
 
+/// A line of a plan in `EXPLAIN`'s text format.
+#[derive(Debug, diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// How PostgreSQL runs `sql`, run once (`EXPLAIN (ANALYZE, COSTS OFF)`, text lines): the
+/// plan tests read the shape of a list's statement from it.
+pub async fn explain_analyze(
+    conn: &mut diesel_async::AsyncPgConnection,
+    mut sql: Sql,
+) -> diesel::QueryResult<Vec<String>> {
+    use diesel_async::RunQueryDsl;
+    sql.prepend("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ");
+    let lines: Vec<PlanLine> = sql.into_query().load(conn).await?;
+    Ok(lines.into_iter().map(|l| l.line).collect())
+}
+
 /// The row of a `SELECT count(*) AS count …`.
 #[derive(Debug, diesel::QueryableByName)]
 pub struct Count {

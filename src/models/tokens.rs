@@ -107,6 +107,54 @@ pub async fn find_by_secret(
         .optional()
 }
 
+/// What authenticating a token reads: the token's state and its user's role.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct TokenUse {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub id: TokenId,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub tenant_id: TenantId,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub user_id: UserId,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub role: crate::models::users::Role,
+}
+
+impl TokenUse {
+    /// Usable at `now`: not revoked and not past its expiry.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// The token with this secret and its user's role, as long as the user is active, and
+/// in the same statement the token's use recorded when it is usable and its last use is
+/// over a minute old (so reads do not turn into writes): authentication is one statement.
+pub async fn use_secret(
+    conn: &mut AsyncPgConnection,
+    secret: &str,
+) -> QueryResult<Option<TokenUse>> {
+    diesel::sql_query(
+        "WITH found AS (SELECT t.id, t.tenant_id, t.user_id, t.expires_at, t.revoked_at, \
+         t.last_used_at, u.role FROM api_tokens t \
+         JOIN users u ON u.tenant_id = t.tenant_id AND u.id = t.user_id \
+         WHERE t.token_hash = $1 AND u.active), \
+         touched AS (UPDATE api_tokens SET last_used_at = now() FROM found \
+         WHERE api_tokens.id = found.id AND found.revoked_at IS NULL \
+         AND (found.expires_at IS NULL OR found.expires_at > now()) \
+         AND (found.last_used_at IS NULL OR found.last_used_at < now() - interval '1 minute')) \
+         SELECT id, tenant_id, user_id, expires_at, revoked_at, role FROM found",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(hash(secret))
+    .get_result(conn)
+    .await
+    .optional()
+}
+
 /// Records a use, at most once a minute per token so reads do not turn into writes.
 pub async fn touch(conn: &mut AsyncPgConnection, id: TokenId) -> QueryResult<usize> {
     diesel::update(api_tokens::table.find(id))

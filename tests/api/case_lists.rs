@@ -48,7 +48,7 @@ async fn ok(app: &TestApp, mutation: &str, input: Value) {
 }
 
 /// Creates a self-managed case as the admin; returns (global id, number).
-async fn new_case(app: &TestApp, input: Value) -> (String, i64) {
+pub(crate) async fn new_case(app: &TestApp, input: Value) -> (String, i64) {
     let case = app.create_case(&app.admin_token, input).await;
     (case["id"].as_str().expect("id").to_owned(), case["number"].as_i64().expect("number"))
 }
@@ -82,7 +82,7 @@ async fn set_time(app: &TestApp, number: i64, column: &str, at: &str) {
 }
 
 /// An assignable user with this display name; returns its global id.
-async fn analyst_named(app: &TestApp, display_name: &str) -> String {
+pub(crate) async fn analyst_named(app: &TestApp, display_name: &str) -> String {
     use diesel_async::RunQueryDsl;
     let (id, _) = app.create_user(app.tenant_id, Role::Analyst).await;
     let mut conn = app.conn().await;
@@ -96,7 +96,7 @@ async fn analyst_named(app: &TestApp, display_name: &str) -> String {
     ids::encode(Kind::User, id.0).to_string()
 }
 
-async fn subject(app: &TestApp, username: &str) -> String {
+pub(crate) async fn subject(app: &TestApp, username: &str) -> String {
     let body = app
         .mutate(
             &app.admin_token,
@@ -576,13 +576,24 @@ async fn a_page_holds_fifty_cases_by_default() {
 pub(crate) async fn statements_for(app: &TestApp, query: &str, variables: Value) -> u64 {
     let (body, _) = app.graphql_counting(&app.admin_token, query, variables.clone()).await;
     assert!(body.get("errors").is_none(), "{body}");
-    let (body, statements) = app.graphql_counting(&app.admin_token, query, variables.clone()).await;
-    assert!(body.get("errors").is_none(), "{body}");
-    let (response, over_ws) = app.ws_graphql_counting(&app.admin_token, query, variables).await;
-    assert!(response.get("errors").is_none(), "{response}");
-    assert_eq!(response["data"], body["data"], "the same answer over the WebSocket");
-    assert_eq!(over_ws, statements, "the same statements over the WebSocket as over HTTP");
-    statements
+    // A token is looked up again once its cache entry is a second old (one statement more
+    // on whichever transport meets that): a slow machine gets a few tries at a pair of
+    // runs within the same second.
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let (body, statements) =
+            app.graphql_counting(&app.admin_token, query, variables.clone()).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        let (response, over_ws) =
+            app.ws_graphql_counting(&app.admin_token, query, variables.clone()).await;
+        assert!(response.get("errors").is_none(), "{response}");
+        assert_eq!(response["data"], body["data"], "the same answer over the WebSocket");
+        if over_ws == statements {
+            return statements;
+        }
+        counts.push((statements, over_ws));
+    }
+    panic!("the same statements over the WebSocket as over HTTP: {counts:?}");
 }
 
 pub(crate) const LIST_QUERY: &str = "query($n: Int) { cases(first: $n) { totalCount nodes { number \

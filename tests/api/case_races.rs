@@ -155,8 +155,9 @@ async fn two_concurrent_adds_at_the_10000_edge_let_exactly_one_through() {
     .await
     .expect("seed detections");
     diesel::sql_query(
-        "INSERT INTO case_detections (case_id, detection_id, tenant_id) \
-         SELECT $1::uuid, id, tenant_id FROM detections WHERE external_id <= 'edge-09990'",
+        "INSERT INTO case_detections (case_id, detection_id, tenant_id, observed_at, \
+         ingested_at, risk_score, rule_name_key) SELECT $1::uuid, id, tenant_id, observed_at, \
+         ingested_at, risk_score, rule_name_key FROM detections WHERE external_id <= 'edge-09990'",
     )
     .bind::<Text, _>(&case_uuid)
     .execute(&mut conn)

@@ -135,15 +135,17 @@ async fn a_reference_to_another_tenants_row_is_refused_by_the_database_itself() 
         ),
         (
             format!(
-                "INSERT INTO case_detections (case_id, detection_id, tenant_id) \
-                 VALUES ('{my_case}', '{their_detection}', '{mine}')"
+                "INSERT INTO case_detections (case_id, detection_id, tenant_id, observed_at, \
+                 ingested_at, risk_score, rule_name_key) \
+                 VALUES ('{my_case}', '{their_detection}', '{mine}', now(), now(), 0, 'r')"
             ),
             "case_detections_detection_id_fkey",
         ),
         (
             format!(
-                "INSERT INTO case_detections (case_id, detection_id, tenant_id) \
-                 VALUES ('{their_case}', '{my_detection}', '{mine}')"
+                "INSERT INTO case_detections (case_id, detection_id, tenant_id, observed_at, \
+                 ingested_at, risk_score, rule_name_key) \
+                 VALUES ('{their_case}', '{my_detection}', '{mine}', now(), now(), 0, 'r')"
             ),
             "case_detections_case_id_fkey",
         ),
@@ -171,8 +173,9 @@ async fn a_reference_to_another_tenants_row_is_refused_by_the_database_itself() 
              last_modified_by_id = '{me}' WHERE id = '{my_case}'"
         ),
         format!(
-            "INSERT INTO case_detections (case_id, detection_id, tenant_id) \
-             VALUES ('{my_case}', '{my_detection}', '{mine}')"
+            "INSERT INTO case_detections (case_id, detection_id, tenant_id, observed_at, \
+             ingested_at, risk_score, rule_name_key) \
+             VALUES ('{my_case}', '{my_detection}', '{mine}', now(), now(), 0, 'r')"
         ),
         format!(
             "INSERT INTO api_tokens (tenant_id, user_id, name, token_hash) VALUES ('{mine}', '{me}', 'mine', {hash})"

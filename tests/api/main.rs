@@ -20,6 +20,8 @@ mod limits;
 mod live;
 mod messages;
 mod nodes;
+mod pages;
+mod persisted_queries;
 mod process;
 mod rekey;
 mod retention;

@@ -5,6 +5,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
+use super::persisted;
+
 /// Only `application/json` (UTF-8) bodies are executed.
 pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), String> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
@@ -59,9 +61,13 @@ pub(super) fn params_from_json(value: &Value) -> Result<async_graphql::Request, 
     let Value::Object(map) = value else {
         return Err("the body must be a JSON object (or an array of them)".into());
     };
+    let variables = object_param(map.get("variables"), "variables")?;
+    let extensions = object_param(map.get("extensions"), "extensions")?;
     let query = match map.get("query") {
         Some(Value::String(q)) => q.clone(),
         Some(_) => return Err("`query` must be a string".into()),
+        // A persisted query's hash stands for its document.
+        None if persisted::is_persisted(extensions.as_ref()) => String::new(),
         None => return Err("`query` is missing".into()),
     };
     let operation_name = match map.get("operationName") {
@@ -69,8 +75,6 @@ pub(super) fn params_from_json(value: &Value) -> Result<async_graphql::Request, 
         Some(Value::String(name)) => Some(name.clone()),
         Some(_) => return Err("`operationName` must be a string".into()),
     };
-    let variables = object_param(map.get("variables"), "variables")?;
-    let extensions = object_param(map.get("extensions"), "extensions")?;
     Ok(build_request(query, operation_name, variables, extensions))
 }
 
@@ -100,7 +104,6 @@ pub(super) fn params_from_query(raw: &str) -> Result<async_graphql::Request, Str
             return Err(format!("`{key}` is given more than once"));
         }
     }
-    let query = query.ok_or("`query` is missing")?;
     let parse_json =
         |text: Option<String>, name: &str| -> Result<Option<Map<String, Value>>, String> {
             match text.filter(|t| !t.is_empty()) {
@@ -114,6 +117,12 @@ pub(super) fn params_from_query(raw: &str) -> Result<async_graphql::Request, Str
         };
     let variables = parse_json(variables, "variables")?;
     let extensions = parse_json(extensions, "extensions")?;
+    let query = match query {
+        Some(query) => query,
+        // A persisted query's hash stands for its document.
+        None if persisted::is_persisted(extensions.as_ref()) => String::new(),
+        None => return Err("`query` is missing".into()),
+    };
     Ok(build_request(query, operation_name.filter(|n| !n.is_empty()), variables, extensions))
 }
 

@@ -1,0 +1,203 @@
+//! Documents parsed and validated once: a bounded cache of parsed documents by the
+//! SHA-256 of their text (also the store of Apollo's automatic persisted queries, whose
+//! hashes are that same SHA-256), and of the validations that passed, by document,
+//! operation name and variables (validation reads the variables: a page size, a cost).
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
+use lru::LruCache;
+use sha2::{Digest, Sha256};
+
+/// Most documents kept, and most bytes of document text among them.
+pub const MAX_DOCUMENTS: usize = 1_000;
+pub const MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
+/// Most validations kept (documents times operation names times variables).
+pub const MAX_VALIDATIONS: usize = 4_000;
+
+/// The SHA-256 of a document's text.
+pub type Hash = [u8; 32];
+
+pub fn hash(text: &str) -> Hash {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// A document's text and its parse.
+pub struct Stored {
+    pub text: Arc<str>,
+    pub document: ExecutableDocument,
+}
+
+struct Texts {
+    entries: LruCache<Hash, Arc<Stored>>,
+    bytes: usize,
+}
+
+/// The cache, shared by every transport of a server.
+pub struct Documents {
+    texts: Mutex<Texts>,
+    validated: Mutex<LruCache<Hash, ValidationResult>>,
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Self {
+            texts: Mutex::new(Texts { entries: LruCache::unbounded(), bytes: 0 }),
+            validated: Mutex::new(LruCache::new(
+                NonZeroUsize::new(MAX_VALIDATIONS).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Documents {
+    /// The document with this hash, when known.
+    pub fn get(&self, hash: &Hash) -> Option<Arc<Stored>> {
+        lock(&self.texts).entries.get(hash).cloned()
+    }
+
+    /// Keeps a parsed document (the least recently used go first past the bounds; a
+    /// document larger than the whole budget is not kept).
+    pub fn put(&self, hash: Hash, text: Arc<str>, document: ExecutableDocument) -> Arc<Stored> {
+        let stored = Arc::new(Stored { text, document });
+        let size = stored.text.len();
+        if size > MAX_TEXT_BYTES {
+            return stored;
+        }
+        let mut texts = lock(&self.texts);
+        if let Some(old) = texts.entries.put(hash, stored.clone()) {
+            texts.bytes -= old.text.len();
+        }
+        texts.bytes += size;
+        while texts.entries.len() > MAX_DOCUMENTS || texts.bytes > MAX_TEXT_BYTES {
+            match texts.entries.pop_lru() {
+                Some((_, old)) => texts.bytes -= old.text.len(),
+                None => break,
+            }
+        }
+        stored
+    }
+
+    /// How many documents and bytes of text are kept.
+    pub fn size(&self) -> (usize, usize) {
+        let texts = lock(&self.texts);
+        (texts.entries.len(), texts.bytes)
+    }
+
+    /// Gives the request its parsed document: from the cache when its text was seen
+    /// before, else parsed now and kept. A text that does not parse is left to the
+    /// schema, which answers its parse error.
+    pub fn attach(&self, request: &mut Request) {
+        let key = hash(&request.query);
+        if let Some(stored) = self.get(&key) {
+            request.set_parsed_query(stored.document.clone());
+            return;
+        }
+        if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
+            let stored = self.put(key, Arc::from(request.query.as_str()), document);
+            request.set_parsed_query(stored.document.clone());
+        }
+    }
+}
+
+/// The schema extension that skips validating a document again with the same operation
+/// name and variables (successful validations only; every refusal is worked out anew).
+pub struct ValidationCache(pub Arc<Documents>);
+
+impl ExtensionFactory for ValidationCache {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Validate { documents: self.0.clone(), key: Mutex::new(None) })
+    }
+}
+
+struct Validate {
+    documents: Arc<Documents>,
+    /// The request's key, read when it is prepared.
+    key: Mutex<Option<Hash>>,
+}
+
+/// What validation depends on besides the schema: the text, the operation, the variables.
+fn validation_key(request: &Request) -> Option<Hash> {
+    let variables = serde_json::to_vec(&request.variables).ok()?;
+    let mut digest = Sha256::new();
+    digest.update(hash(&request.query));
+    digest.update(request.operation_name.as_deref().unwrap_or("").as_bytes());
+    digest.update([0]);
+    digest.update(&variables);
+    Some(digest.finalize().into())
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for Validate {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        *lock(&self.key) = validation_key(&request);
+        next.run(ctx, request).await
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let key = *lock(&self.key);
+        if let Some(key) = key
+            && let Some(result) = lock(&self.documents.validated).get(&key).copied()
+        {
+            return Ok(result);
+        }
+        let result = next.run(ctx).await?;
+        if let Some(key) = key {
+            lock(&self.documents.validated).put(key, result);
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_kept_within_their_bounds() {
+        let documents = Documents::default();
+        for i in 0..(MAX_DOCUMENTS + 10) {
+            let text = format!("{{ a{i} }}");
+            let parsed = async_graphql::parser::parse_query(&text).expect("parses");
+            documents.put(hash(&text), Arc::from(text.as_str()), parsed);
+        }
+        let (count, bytes) = documents.size();
+        assert_eq!(count, MAX_DOCUMENTS);
+        assert!(bytes <= MAX_TEXT_BYTES);
+        assert!(documents.get(&hash("{ a0 }")).is_none(), "the oldest went first");
+        assert!(documents.get(&hash(&format!("{{ a{} }}", MAX_DOCUMENTS + 9))).is_some());
+    }
+
+    #[test]
+    fn a_request_seen_before_gets_its_document_from_the_cache() {
+        let documents = Documents::default();
+        let mut first = Request::new("{ a }");
+        documents.attach(&mut first);
+        assert_eq!(documents.size().0, 1);
+        let mut second = Request::new("{ a }");
+        documents.attach(&mut second);
+        assert_eq!(documents.size().0, 1);
+        assert!(second.parsed_query().is_ok());
+        let mut broken = Request::new("{ a");
+        documents.attach(&mut broken);
+        assert_eq!(documents.size().0, 1, "a text that does not parse is not kept");
+    }
+}
