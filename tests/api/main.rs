@@ -11,6 +11,7 @@ mod code_layout;
 mod database;
 mod detections;
 mod embedded;
+mod evidence;
 mod folding;
 mod graphiql;
 mod http_rules;
