@@ -144,7 +144,7 @@ async fn upload(
     let viewer = viewer(&state, &headers).await.map_err(fail)?;
     let id = detection_id(&id).map_err(fail)?;
     {
-        let mut conn = pool::get(&state.db).await.map_err(|e| fail(e.into()))?;
+        let mut conn = pool::get(&state.db).await.map_err(fail)?;
         evidence::check_upload(&mut conn, &viewer, id).await.map_err(fail)?;
     }
     let limit = state.files.max_upload_bytes;
@@ -280,7 +280,7 @@ async fn download(
     let viewer = viewer(&state, &headers).await.map_err(fail)?;
     let id = detection_id(&id).map_err(fail)?;
     let (detection, hash, size) = {
-        let mut conn = pool::get(&state.db).await.map_err(|e| fail(e.into()))?;
+        let mut conn = pool::get(&state.db).await.map_err(fail)?;
         evidence::find_download(&mut conn, &viewer, id).await.map_err(fail)?
     };
     let etag = format!("\"{hash}\"");
