@@ -9,6 +9,7 @@ pub mod cases;
 pub mod evidence;
 pub mod ingest;
 pub mod record;
+pub mod retention;
 pub mod subjects;
 
 use crate::error::AppError;

@@ -49,6 +49,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     cases::CaseMutation,
+    cases::legal_hold::LegalHoldMutation,
     subjects::SubjectMutation,
     detections::DetectionMutation,
     users::UserMutation,

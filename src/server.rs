@@ -54,8 +54,9 @@ async fn run(
         serve.limits.clone(),
         serve.files.clone(),
         config.data_dir.clone(),
-        storage,
+        storage.clone(),
     );
+    let jobs_metrics = state.metrics.jobs.clone();
     let app = http::router(state, Duration::from_secs(serve.request_timeout_secs));
     let listener = tokio::net::TcpListener::bind(serve.listen).await.with_context(|| {
         format!("listening on {} (set CASEFILE_LISTEN to another address)", serve.listen)
@@ -82,6 +83,13 @@ async fn run(
     tracing::info!(%address, ready_ms = started.elapsed().as_millis() as u64, "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let jobs = crate::jobs::spawn(
+        pool.clone(),
+        storage,
+        Duration::from_secs(serve.jobs_interval_secs),
+        jobs_metrics,
+        stop_rx.clone(),
+    );
     let server =
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -95,6 +103,9 @@ async fn run(
             let _ = stop_rx_grace.wait_for(|stopped| *stopped).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!("connections still open after the grace period: closing them"),
+    }
+    if let Some(jobs) = jobs {
+        jobs.abort();
     }
     pool.close();
     Ok(())

@@ -302,6 +302,49 @@ pub async fn find_open_auto_case(
         .optional()
 }
 
+/// Locks the next case due for archiving at `now` (not archived, not held, not in
+/// `skip`) that no other transaction holds: each due case is taken by one worker.
+pub async fn lock_next_due_for_archive(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    skip: &[CaseId],
+) -> QueryResult<Option<Case>> {
+    cases::table
+        .filter(cases::archived_at.is_null())
+        .filter(cases::status.ne(CaseStatus::Archived))
+        .filter(cases::archive_at.le(now))
+        .filter(cases::legal_hold_set_at.is_null())
+        .filter(cases::id.ne_all(skip))
+        .order(cases::archive_at)
+        .select(Case::as_select())
+        .for_update()
+        .skip_locked()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Locks the next self-managed case due for deletion at `now` (not held, not in `skip`)
+/// that no other transaction holds.
+pub async fn lock_next_due_for_delete(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    skip: &[CaseId],
+) -> QueryResult<Option<Case>> {
+    cases::table
+        .filter(cases::kind.eq(CaseKind::SelfManaged))
+        .filter(cases::delete_at.le(now))
+        .filter(cases::legal_hold_set_at.is_null())
+        .filter(cases::id.ne_all(skip))
+        .order(cases::delete_at)
+        .select(Case::as_select())
+        .for_update()
+        .skip_locked()
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// Deletes these cases (their detection links go with them).
 pub async fn delete_many(conn: &mut AsyncPgConnection, ids: &[CaseId]) -> QueryResult<usize> {
     diesel::delete(cases::table.filter(cases::id.eq_any(ids))).execute(conn).await
