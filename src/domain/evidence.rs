@@ -9,8 +9,11 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::auth::Viewer;
 use crate::db::{DbPool, pool};
+use crate::domain::record::{Changes, global_id, record};
 use crate::error::{AppError, AppResult, Code};
+use crate::graphql::ids::Kind;
 use crate::models::detections::Detection;
+use crate::models::events::NewEvent;
 use crate::models::evidence;
 use crate::models::ids::{DetectionId, TenantId};
 use crate::models::users::Role::{self, *};
@@ -103,12 +106,52 @@ async fn commit_upload(
         }
         let new = evidence::keep_content(conn, tenant, staged.sha256.as_str(), size).await?;
         evidence::set_detection_content(conn, id, staged.sha256.as_str()).await?;
+        let event = file_event("evidence.uploaded", &detection)
+            .changes(
+                Changes::new()
+                    .field("contentStored", false, true)
+                    .fact("sha256", staged.sha256.as_str())
+                    .fact("size", staged.size)
+                    .fact("fileName", detection.file_name.as_deref())
+                    .into_value(),
+            );
+        record(conn, tenant, &viewer.origin(), vec![event]).await?;
         if new {
             // Under the content row's lock: a purge of the same content waits for us.
             storage.commit(tenant, staged).await.map_err(|e| anyhow::anyhow!(e))?;
         }
         // Otherwise stored once: another detection carries the same content already.
         Ok((Uploaded::Created, new))
+    })
+    .await
+}
+
+/// An event about a detection's file contents.
+fn file_event(action: &'static str, detection: &Detection) -> NewEvent {
+    NewEvent::new(action).target(global_id(Kind::Detection, detection.id.0))
+}
+
+/// Records who took a detection's stored content (whole, or the byte range `start..end`):
+/// the chain of custody.
+pub async fn record_download(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    detection: &Detection,
+    hash: &ContentHash,
+    size: u64,
+    range: Option<(u64, u64)>,
+) -> AppResult<()> {
+    let mut changes = Changes::new()
+        .fact("sha256", hash.as_str())
+        .fact("size", size)
+        .fact("fileName", detection.file_name.as_deref());
+    if let Some((start, end)) = range {
+        changes = changes.fact("range", format!("bytes {start}-{}", end.saturating_sub(1)));
+    }
+    let event = file_event("evidence.downloaded", detection).changes(changes.into_value());
+    let viewer = *viewer;
+    conn.transaction(async |conn| {
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await.map(|_| ())
     })
     .await
 }

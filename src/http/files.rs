@@ -26,6 +26,7 @@ use crate::db::pool;
 use crate::domain::evidence::{self, Uploaded};
 use crate::error::{AppError, Code, RequestId};
 use crate::graphql::ids::{self, Kind};
+use crate::http::ClientAddress;
 use crate::models::ids::DetectionId;
 use crate::storage::UploadError;
 
@@ -93,9 +94,16 @@ impl IntoResponse for FileError {
     }
 }
 
-async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, AppError> {
+async fn viewer(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: &RequestId,
+    client: ClientAddress,
+) -> Result<Viewer, AppError> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    auth::authenticate(&state.db, authorization).await
+    let viewer = auth::authenticate(&state.db, authorization).await?;
+    Ok(Viewer { request_id: uuid::Uuid::parse_str(&request_id.0).ok(), ..viewer }
+        .with_client_address(client.0))
 }
 
 /// A detection's global id, or a bare UUID; anything else names no detection.
@@ -136,12 +144,13 @@ where
 async fn upload(
     State(state): State<AppState>,
     request_id: RequestId,
+    client: ClientAddress,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, FileError> {
     let fail = |e: AppError| FileError::new(e, &request_id);
-    let viewer = viewer(&state, &headers).await.map_err(fail)?;
+    let viewer = viewer(&state, &headers, &request_id, client).await.map_err(fail)?;
     let id = detection_id(&id).map_err(fail)?;
     {
         let mut conn = pool::get(&state.db).await.map_err(fail)?;
@@ -273,11 +282,12 @@ fn content_disposition(name: &str) -> HeaderValue {
 async fn download(
     State(state): State<AppState>,
     request_id: RequestId,
+    client: ClientAddress,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, FileError> {
     let fail = |e: AppError| FileError::new(e, &request_id);
-    let viewer = viewer(&state, &headers).await.map_err(fail)?;
+    let viewer = viewer(&state, &headers, &request_id, client).await.map_err(fail)?;
     let id = detection_id(&id).map_err(fail)?;
     let (detection, hash, size) = {
         let mut conn = pool::get(&state.db).await.map_err(fail)?;
@@ -347,6 +357,13 @@ async fn download(
             })?;
         idle_timeout(opened, state.files.idle_timeout()).boxed()
     };
+    {
+        let range = range.as_ref().map(|r| (r.start, r.end));
+        let mut conn = pool::get(&state.db).await.map_err(fail)?;
+        evidence::record_download(&mut conn, &viewer, &detection, &hash, size, range)
+            .await
+            .map_err(fail)?;
+    }
     tracing::info!(detection = %id.0, sha256 = %hash, bytes = length, "evidence downloaded");
     Ok((status, response_headers, Body::from_stream(stream)).into_response())
 }

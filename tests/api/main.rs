@@ -22,6 +22,7 @@ mod nodes;
 mod process;
 mod rekey;
 mod retention;
+mod retention_jobs;
 mod roles;
 mod schema_docs;
 mod schema_file;
