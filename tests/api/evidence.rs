@@ -345,3 +345,28 @@ async fn every_role_uploads_and_downloads_as_the_design_says() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
 }
+
+#[tokio::test]
+async fn uploads_and_downloads_are_recorded_in_the_change_record() {
+    let app = TestApp::new().await;
+    let bytes = b"chain of custody".to_vec();
+    let ids = app.ingest(&app.admin_token, vec![file_event("a", "a.bin", None)]).await;
+    let (_, ingest) = app.create_user(app.tenant_id, Role::Ingest).await;
+    let (_, reader) = app.create_user(app.tenant_id, Role::ReadOnly).await;
+    assert_eq!(app.upload(&ingest, &ids[0], bytes.clone()).await.0, StatusCode::CREATED);
+    assert_eq!(app.upload(&ingest, &ids[0], bytes.clone()).await.0, StatusCode::OK);
+    assert_eq!(app.download(&reader, &ids[0]).await.status(), StatusCode::OK);
+
+    let events = app.events(app.tenant_id).await;
+    let uploaded: Vec<_> = events.iter().filter(|e| e.action == "evidence.uploaded").collect();
+    assert_eq!(uploaded.len(), 1, "the identical second upload changes nothing");
+    assert_eq!(uploaded[0].actor_type, "API_CLIENT");
+    assert_eq!(uploaded[0].target_id.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(uploaded[0].changes["sha256"], json!(sha256_hex(&bytes)));
+    assert_eq!(uploaded[0].changes["size"], json!(bytes.len()));
+    let downloaded: Vec<_> = events.iter().filter(|e| e.action == "evidence.downloaded").collect();
+    assert_eq!(downloaded.len(), 1);
+    assert_eq!(downloaded[0].actor_type, "USER");
+    assert_eq!(downloaded[0].changes["sha256"], json!(sha256_hex(&bytes)));
+    assert!(downloaded[0].request_id.is_some());
+}
