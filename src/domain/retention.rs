@@ -2,8 +2,9 @@
 //! mutations (`domain::cases`) and the retention jobs (`crate::jobs`), and the legal hold
 //! that stops both.
 //!
-//! - Archive: the case's detection links, its stored file contents (those no other case
-//!   still needs) and its messages go; subject, details and findings stay.
+//! - Archive: the case's detection links and its stored file contents (those no other
+//!   case still needs) go; subject, details and findings stay. (Messages go here too once
+//!   the `messages` table exists: it is not on this branch yet.)
 //! - Delete: the case with its details and findings; detections older than 90 days that no
 //!   other case holds; stored contents no case needs any more.
 //!
