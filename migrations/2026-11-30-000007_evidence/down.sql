@@ -1,5 +1,6 @@
 DROP INDEX cases_delete_due_idx;
 DROP INDEX cases_archive_due_idx;
+DROP INDEX cases_tenant_legal_hold_set_by_idx;
 ALTER TABLE cases
     DROP CONSTRAINT cases_legal_hold_check,
     DROP CONSTRAINT cases_legal_hold_set_by_id_fkey,

@@ -23,8 +23,7 @@ ALTER TABLE detections
         REFERENCES evidence_contents (tenant_id, sha256);
 ALTER TABLE detections
     ADD COLUMN file_content_stored boolean GENERATED ALWAYS AS (content_sha256 IS NOT NULL) STORED;
-CREATE INDEX detections_tenant_content_idx ON detections (tenant_id, content_sha256)
-    WHERE content_sha256 IS NOT NULL;
+CREATE INDEX detections_tenant_content_idx ON detections (tenant_id, content_sha256);
 
 -- Objects whose content row is gone (archive, delete) and that the object store still
 -- holds: written in the transaction that dropped the content, removed after commit, and
@@ -50,6 +49,8 @@ ALTER TABLE cases
     ADD CONSTRAINT cases_legal_hold_check
         CHECK ((legal_hold_reason IS NULL) = (legal_hold_set_at IS NULL));
 
--- The jobs' scans: cases due for archive, and for delete.
+-- The hold's setter (backs its foreign key), and the jobs' scans: cases due for archive,
+-- and for delete.
+CREATE INDEX cases_tenant_legal_hold_set_by_idx ON cases (tenant_id, legal_hold_set_by_id);
 CREATE INDEX cases_archive_due_idx ON cases (archive_at) WHERE archived_at IS NULL;
 CREATE INDEX cases_delete_due_idx ON cases (delete_at) WHERE delete_at IS NOT NULL;
