@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::Limits;
+use crate::config::{FileLimits, Limits};
 use crate::db::DbPool;
 use crate::events::EventHub;
 use crate::graphql::documents::Documents;
 use crate::graphql::{self, CasefileSchema};
 use crate::http::metrics::Metrics;
 use crate::signing::AuditKey;
+use crate::storage::Storage;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -17,6 +18,7 @@ pub struct AppState {
     pub db: DbPool,
     pub schema: CasefileSchema,
     pub limits: Arc<Limits>,
+    pub files: Arc<FileLimits>,
     pub metrics: Arc<Metrics>,
     pub data_dir: Arc<PathBuf>,
     /// Signs audit checkpoints; its public key is served at `/audit/public-key`.
@@ -25,19 +27,34 @@ pub struct AppState {
     pub events: EventHub,
     /// Parsed and validated documents, and the persisted queries' store.
     pub documents: Arc<Documents>,
+    /// Evidence file contents.
+    pub storage: Storage,
 }
 
 impl AppState {
     /// The state with the audit signing key from the data dir (generated when missing).
     /// Its subscribers hear of new events once [`EventHub::listen`] has started the
     /// `LISTEN` connection (`state.events.listen(url)`).
-    pub fn new(db: DbPool, limits: Limits, data_dir: PathBuf) -> anyhow::Result<Self> {
+    pub fn new(
+        db: DbPool,
+        limits: Limits,
+        files: FileLimits,
+        data_dir: PathBuf,
+        storage: Storage,
+    ) -> anyhow::Result<Self> {
         let key = AuditKey::load(None, &data_dir)?;
-        Ok(Self::with_key(db, limits, data_dir, key))
+        Ok(Self::with_key(db, limits, files, data_dir, storage, key))
     }
 
     /// The state with this audit signing key.
-    pub fn with_key(db: DbPool, limits: Limits, data_dir: PathBuf, key: AuditKey) -> Self {
+    pub fn with_key(
+        db: DbPool,
+        limits: Limits,
+        files: FileLimits,
+        data_dir: PathBuf,
+        storage: Storage,
+        key: AuditKey,
+    ) -> Self {
         let audit_key = Arc::new(key);
         let events = EventHub::new(db.clone());
         let documents = Arc::new(Documents::default());
@@ -45,6 +62,7 @@ impl AppState {
             db: db.clone(),
             audit_key: audit_key.clone(),
             events: events.clone(),
+            storage: storage.clone(),
         };
         let schema = graphql::build_with(Some(runtime), &limits, documents.clone());
         Self {
@@ -55,7 +73,9 @@ impl AppState {
             db,
             schema,
             limits: Arc::new(limits),
+            files: Arc::new(files),
             data_dir: Arc::new(data_dir),
+            storage,
         }
     }
 }

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
+use crate::config::{DatabaseConfig, LogFormat, ServeConfig, StorageConfig};
 use crate::db::{Database, migrations};
 use crate::graphql::ids::{self, Kind};
 use diesel_async::AsyncConnection as _;
@@ -27,6 +27,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub database: DatabaseConfig,
+
+    #[command(flatten)]
+    pub storage: StorageConfig,
 
     #[command(flatten)]
     pub serve: ServeConfig,
@@ -59,6 +62,27 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Retention jobs (archive, delete, the sweeper of stored contents).
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// Run the jobs once and exit; prints `{"archived", "deleted", "objectsPurged", "failures"}`.
+    Run {
+        /// The time to run them as of (RFC 3339); now when absent.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+fn parse_time(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.to_utc())
+        .map_err(|e| format!("expected an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,7 +156,29 @@ fn parse_id(kind: Kind, value: &str, what: &str) -> anyhow::Result<Uuid> {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None | Some(Command::Serve) => crate::server::serve(&cli.database, &cli.serve).await,
+        None | Some(Command::Serve) => {
+            crate::server::serve(&cli.database, &cli.storage, &cli.serve).await
+        }
+        Some(Command::Jobs { action: JobsAction::Run { now } }) => {
+            let storage = crate::storage::Storage::from_config(
+                cli.storage.object_store_url.as_deref(),
+                &cli.database.data_dir,
+            )?;
+            let now = now.unwrap_or_else(chrono::Utc::now);
+            let report = with_database(&cli.database, |mut conn| async move {
+                let metrics = crate::jobs::JobMetrics::default();
+                Ok(crate::jobs::run_once(&mut conn, &storage, now, &metrics).await)
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+            if report.failures > 0 {
+                bail!(
+                    "{} job steps failed (see the log); they are retried on the next run",
+                    report.failures
+                );
+            }
+            Ok(())
+        }
         Some(Command::Schema) => {
             print!("{}", crate::graphql::sdl());
             Ok(())

@@ -7,9 +7,11 @@ pub mod audit;
 pub mod case_detections;
 pub mod case_record;
 pub mod cases;
+pub mod evidence;
 pub mod ingest;
 pub mod messages;
 pub mod record;
+pub mod retention;
 pub mod subjects;
 
 use crate::error::AppError;

@@ -33,6 +33,7 @@ use crate::db::{DbConn, DbPool, pool};
 use crate::error::{AppError, RequestId};
 use crate::events::EventHub;
 use crate::signing::AuditKey;
+use crate::storage::Storage;
 
 pub use loaders::Loaders;
 
@@ -58,6 +59,7 @@ pub struct Query(
 pub struct Mutation(
     cases::CaseMutation,
     messages::MessageMutation,
+    cases::legal_hold::LegalHoldMutation,
     subjects::SubjectMutation,
     detections::DetectionMutation,
     users::UserMutation,
@@ -72,11 +74,12 @@ pub struct Subscription(live::LiveSubscription);
 pub type CasefileSchema = Schema<Query, Mutation, Subscription>;
 
 /// What resolvers reach beyond the request: the pool, the key that signs audit
-/// checkpoints, and the fan-out of the change record.
+/// checkpoints, the fan-out of the change record, and the evidence store.
 pub struct Runtime {
     pub db: DbPool,
     pub audit_key: Arc<AuditKey>,
     pub events: EventHub,
+    pub storage: Storage,
 }
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
@@ -107,8 +110,8 @@ pub fn build_with(
         .extension(limits::QueryLimits::new(limits))
         .extension(documents::ValidationCache(documents));
     builder = describe_library_types(builder);
-    if let Some(Runtime { db, audit_key, events }) = runtime {
-        builder = builder.data(db).data(audit_key).data(events);
+    if let Some(Runtime { db, audit_key, events, storage }) = runtime {
+        builder = builder.data(db).data(audit_key).data(events).data(storage);
     }
     builder.finish()
 }

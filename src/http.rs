@@ -1,6 +1,8 @@
-//! The HTTP surface: GraphQL over HTTP and WebSocket, GraphiQL, health, readiness, metrics.
+//! The HTTP surface: GraphQL over HTTP and WebSocket, GraphiQL, evidence files, health,
+//! readiness, metrics.
 
 pub mod audit;
+pub mod files;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
@@ -84,8 +86,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ));
+    // WebSockets and the streaming file routes stay outside compression and the total
+    // timeout: they have their own limits (an idle timeout, the upload limit).
     Router::new()
         .route("/graphql/ws", get(ws::handler))
+        .merge(files::routes())
         .merge(http)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::new())

@@ -12,9 +12,11 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
 pub mod models;
 pub mod server;
 pub mod signing;
+pub mod storage;
 pub mod telemetry;
 
 pub use app::AppState;

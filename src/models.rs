@@ -6,6 +6,7 @@ pub mod database;
 pub mod detections;
 pub mod enums;
 pub mod events;
+pub mod evidence;
 pub mod fold;
 pub mod ids;
 pub mod links;

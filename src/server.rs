@@ -7,18 +7,26 @@ use anyhow::Context as _;
 use diesel_async::AsyncConnection;
 
 use crate::app::AppState;
-use crate::config::{DatabaseConfig, ServeConfig};
+use crate::config::{DatabaseConfig, ServeConfig, StorageConfig};
 use crate::db::{self, Database, migrations};
 use crate::signing::AuditKey;
+use crate::storage::Storage;
 use crate::{bootstrap, http};
 
 /// How long open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-pub async fn serve(database: &DatabaseConfig, serve: &ServeConfig) -> anyhow::Result<()> {
+pub async fn serve(
+    database: &DatabaseConfig,
+    storage: &StorageConfig,
+    serve: &ServeConfig,
+) -> anyhow::Result<()> {
     let started = Instant::now();
+    let storage = Storage::from_config(storage.object_store_url.as_deref(), &database.data_dir)
+        .context("opening the evidence storage")?;
+    tracing::info!(location = storage.location(), "evidence storage");
     let db = Database::open(database).await?;
-    let result = run(database, serve, &db, started).await;
+    let result = run(database, serve, &db, storage, started).await;
     db.close().await;
     tracing::info!("stopped");
     result
@@ -28,6 +36,7 @@ async fn run(
     config: &DatabaseConfig,
     serve: &ServeConfig,
     db: &Database,
+    storage: Storage,
     started: Instant,
 ) -> anyhow::Result<()> {
     let applied = migrations::run(&db.url).await.context("applying database migrations")?;
@@ -42,9 +51,16 @@ async fn run(
     let pool =
         db::pool::build(&db.url, config.pool_size, config.pool_wait(), config.statement_timeout())?;
     let key = AuditKey::load(serve.audit_signing_key_file.as_deref(), &config.data_dir)?;
-    let state =
-        AppState::with_key(pool.clone(), serve.limits.clone(), config.data_dir.clone(), key);
+    let state = AppState::with_key(
+        pool.clone(),
+        serve.limits.clone(),
+        serve.files.clone(),
+        config.data_dir.clone(),
+        storage.clone(),
+        key,
+    );
     state.events.listen(db.url.clone());
+    let jobs_metrics = state.metrics.jobs.clone();
     let app = http::router(state, Duration::from_secs(serve.request_timeout_secs));
     let listener = tokio::net::TcpListener::bind(serve.listen).await.with_context(|| {
         format!("listening on {} (set CASEFILE_LISTEN to another address)", serve.listen)
@@ -71,6 +87,13 @@ async fn run(
     tracing::info!(%address, ready_ms = started.elapsed().as_millis() as u64, "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let jobs = crate::jobs::spawn(
+        pool.clone(),
+        storage,
+        Duration::from_secs(serve.jobs_interval_secs),
+        jobs_metrics,
+        stop_rx.clone(),
+    );
     let server =
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -84,6 +107,9 @@ async fn run(
             let _ = stop_rx_grace.wait_for(|stopped| *stopped).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!("connections still open after the grace period: closing them"),
+    }
+    if let Some(jobs) = jobs {
+        jobs.abort();
     }
     pool.close();
     Ok(())

@@ -118,7 +118,7 @@ pub fn viewer_can(viewer: &Viewer, action: CaseAction, case: &Case) -> bool {
     let status = case.status;
     match action {
         CaseAction::Edit | CaseAction::Resolve | CaseAction::PostMessage => status.is_open(),
-        CaseAction::Archive => status != CaseStatus::Archived,
-        CaseAction::Delete => !case.kind.is_service_request(),
+        CaseAction::Archive => status != CaseStatus::Archived && !case.is_held(),
+        CaseAction::Delete => !case.kind.is_service_request() && !case.is_held(),
     }
 }

@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use crate::auth::Viewer;
 use crate::domain::access::{self, CaseAction};
 use crate::domain::record::{Changes, record};
-use crate::domain::{case_detections, case_record, on_constraint};
+use crate::domain::{case_detections, case_record, on_constraint, retention};
 use crate::error::{AppError, AppResult, Code};
 use crate::models::cases::{self, Case, CaseChanges, NewCase, rules};
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
@@ -14,7 +14,8 @@ use crate::models::events::CaseEventKind;
 use crate::models::fold::fold;
 use crate::models::ids::{CaseId, DetectionId, SubjectId, UserId};
 use crate::models::tenants::{self, License};
-use crate::models::{detections, links, messages, subjects, users};
+use crate::models::{links, subjects, users};
+use crate::storage::Storage;
 use serde_json::Value;
 
 /// Most cases one `deleteCases` call may delete.
@@ -371,41 +372,35 @@ pub async fn resolve(
 /// findings stay.
 pub async fn archive(
     conn: &mut AsyncPgConnection,
+    storage: &Storage,
     viewer: &Viewer,
     id: CaseId,
     expected_version: Option<i32>,
 ) -> AppResult<Case> {
     access::precheck(viewer, CaseAction::Archive)?;
     let viewer = *viewer;
-    conn.transaction(async |conn| {
-        let case = lock(conn, &viewer, id).await?;
-        access::check_role(&viewer, CaseAction::Archive, &case)?;
-        if case.status == CaseStatus::Archived {
-            access::check_open(&case)?;
-        }
-        access::check_version(&case, expected_version)?;
-        links::remove_all(conn, case.id).await?;
-        messages::delete_of_case(conn, case.id).await?;
-        let mut changes = CaseChanges {
-            status: Some(CaseStatus::Archived),
-            archived_at: Some(Some(Utc::now())),
-            ..CaseChanges::default()
-        };
-        changes.set_risk_counts([0; 6]);
-        let archived = cases::update(conn, case.id, Some(viewer.user_id), &changes).await?;
-        let changes = case_record::diff(Some(&case), &archived);
-        let event =
-            case_record::event("case.archived", CaseEventKind::Archived, &archived, changes);
-        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
-        Ok(archived)
-    })
-    .await
+    let now = Utc::now();
+    let (archived, released) = conn
+        .transaction(async |conn| {
+            let case = lock(conn, &viewer, id).await?;
+            access::check_role(&viewer, CaseAction::Archive, &case)?;
+            if case.status == CaseStatus::Archived {
+                access::check_open(&case)?;
+            }
+            access::check_version(&case, expected_version)?;
+            retention::archive_locked(conn, &case, Some(viewer.user_id), &viewer.origin(), now)
+                .await
+        })
+        .await?;
+    retention::remove_after_commit(conn, storage, released, now).await;
+    Ok(archived)
 }
 
 /// Deletes self-managed cases, all or none. Detections older than 90 days that no other
 /// case holds are deleted with them.
 pub async fn delete(
     conn: &mut AsyncPgConnection,
+    storage: &Storage,
     viewer: &Viewer,
     ids: Vec<CaseId>,
 ) -> AppResult<Vec<CaseId>> {
@@ -417,31 +412,26 @@ pub async fn delete(
     unique.sort();
     unique.dedup();
     let viewer = *viewer;
-    conn.transaction(async |conn| {
-        let found = cases::lock_many(conn, viewer.tenant_id, &unique).await?;
-        if found.len() != unique.len() {
-            return Err(AppError::NotFound("case"));
-        }
-        if let Some(request) = found.iter().find(|c| c.kind.is_service_request()) {
-            return Err(AppError::Rule(
-                Code::UnsupportedForKind,
-                format!(
-                    "case {} is a service request: only self-managed cases are deleted",
-                    request.number
-                ),
-            ));
-        }
-        let held = links::detections_of(conn, &unique).await?;
-        cases::delete_many(conn, &unique).await?;
-        let before = Utc::now() - Duration::days(ORPHAN_DETECTION_AGE_DAYS);
-        detections::delete_unheld_before(conn, &held, before).await?;
-        let mut found = found;
-        found.sort_by_key(|c| c.number);
-        let events = found.iter().map(deleted_event).collect();
-        record(conn, viewer.tenant_id, &viewer.origin(), events).await?;
-        Ok(())
-    })
-    .await?;
+    let now = Utc::now();
+    let released = conn
+        .transaction(async |conn| {
+            let found = cases::lock_many(conn, viewer.tenant_id, &unique).await?;
+            if found.len() != unique.len() {
+                return Err(AppError::NotFound("case"));
+            }
+            if let Some(request) = found.iter().find(|c| c.kind.is_service_request()) {
+                return Err(AppError::Rule(
+                    Code::UnsupportedForKind,
+                    format!(
+                        "case {} is a service request: only self-managed cases are deleted",
+                        request.number
+                    ),
+                ));
+            }
+            retention::delete_locked(conn, viewer.tenant_id, &found, &viewer.origin(), now).await
+        })
+        .await?;
+    retention::remove_after_commit(conn, storage, released, now).await;
     let mut seen = std::collections::HashSet::new();
     Ok(ids.into_iter().filter(|id| seen.insert(*id)).collect())
 }

@@ -2,6 +2,7 @@
 //! mutations (`cases/mutation.rs`).
 
 pub mod inputs;
+pub mod legal_hold;
 pub mod mutation;
 pub mod query;
 
@@ -225,6 +226,11 @@ impl Case {
     /// Increases on every change; pass it as `expectedVersion` to avoid overwriting others' edits.
     async fn version(&self) -> i32 {
         self.0.version
+    }
+
+    /// The legal hold while one is set (never archived or deleted meanwhile); null otherwise.
+    async fn legal_hold(&self) -> Option<legal_hold::LegalHold> {
+        legal_hold::LegalHold::of(&self.0)
     }
 
     /// How many detections the case holds (at most 10,000).

@@ -92,6 +92,8 @@ pub struct Metrics {
     latency: Family<OperationLabels, Histogram>,
     pool: Family<PoolLabels, Gauge>,
     websockets: Gauge<i64, AtomicI64>,
+    /// The retention jobs' counters (`casefile_jobs_*`).
+    pub jobs: crate::jobs::JobMetrics,
     db: DbPool,
 }
 
@@ -126,7 +128,8 @@ impl Metrics {
             "Open GraphQL WebSocket connections",
             websockets.clone(),
         );
-        Self { registry, requests, latency, pool, websockets, db }
+        let jobs = crate::jobs::JobMetrics::register(&mut registry);
+        Self { registry, requests, latency, pool, websockets, jobs, db }
     }
 
     /// Counts one GraphQL request and its latency.

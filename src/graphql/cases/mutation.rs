@@ -10,6 +10,7 @@ use crate::graphql::ids::{self, Kind};
 use crate::graphql::viewer_and_loaders;
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
 use crate::models::ids::{CaseId, DetectionId, SubjectId, UserId};
+use crate::storage::Storage;
 
 /// A new case. A service request takes only `kind`, `name` and `description` (anything
 /// else answers `UNSUPPORTED_FOR_KIND`).
@@ -237,9 +238,10 @@ impl CaseMutation {
         Ok(payload(input.client_mutation_id, case))
     }
 
-    /// Archives a case, open or resolved: its detection links are removed for good and it
-    /// never changes again. ADMIN and ANALYST. Errors: `FORBIDDEN`, `NOT_FOUND`,
-    /// `CASE_ARCHIVED`, `VERSION_CONFLICT`.
+    /// Archives a case, open or resolved: its detection links and its stored file contents
+    /// (those no other case needs) are removed for good and it never changes again. ADMIN
+    /// and ANALYST. Errors: `FORBIDDEN`, `NOT_FOUND`, `CASE_ARCHIVED`, `VERSION_CONFLICT`,
+    /// `LEGAL_HOLD`.
     async fn archive_case(
         &self,
         ctx: &Context<'_>,
@@ -248,14 +250,16 @@ impl CaseMutation {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.id, "id")?;
         let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
-        let case = ops::archive(&mut conn, viewer, id, input.expected_version).await?;
+        let storage = ctx.data::<Storage>()?;
+        let case = ops::archive(&mut conn, storage, viewer, id, input.expected_version).await?;
         Ok(payload(input.client_mutation_id, case))
     }
 
     /// Deletes self-managed cases: all of them, or none when one cannot be deleted.
-    /// Detections older than 90 days that no other case holds are deleted with them.
-    /// ADMIN and ANALYST. Errors: `FORBIDDEN`, `VALIDATION_FAILED` (over 100 ids),
-    /// `NOT_FOUND`, `UNSUPPORTED_FOR_KIND` (a service request).
+    /// Detections older than 90 days that no other case holds, and stored file contents no
+    /// case needs any more, are deleted with them. ADMIN and ANALYST. Errors: `FORBIDDEN`,
+    /// `VALIDATION_FAILED` (over 100 ids), `NOT_FOUND`, `UNSUPPORTED_FOR_KIND` (a service
+    /// request), `LEGAL_HOLD`.
     async fn delete_cases(
         &self,
         ctx: &Context<'_>,
@@ -268,7 +272,7 @@ impl CaseMutation {
             .map(|id| case_id(id, "ids"))
             .collect::<async_graphql::Result<Vec<_>>>()?;
         let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
-        let deleted = ops::delete(&mut conn, viewer, list).await?;
+        let deleted = ops::delete(&mut conn, ctx.data::<Storage>()?, viewer, list).await?;
         Ok(DeleteCasesPayload {
             client_mutation_id: input.client_mutation_id,
             deleted_ids: deleted.into_iter().map(|id| ids::encode(Kind::Case, id.0)).collect(),

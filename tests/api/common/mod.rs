@@ -12,7 +12,7 @@ use std::time::Duration;
 pub mod fixtures;
 pub mod ws;
 
-use casefile::config::Limits;
+use casefile::config::{FileLimits, Limits};
 use casefile::db::embedded::EmbeddedPostgres;
 use casefile::db::{DbPool, migrations, pool};
 use casefile::models::ids::{TenantId, UserId};
@@ -208,7 +208,9 @@ pub struct TestApp {
     /// The database of this app, dropped with it.
     pub database: TestDatabase,
     /// The server's data directory, removed when the app is dropped.
-    _data_dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
+    /// The evidence storage the app uses (a folder in the data directory).
+    pub storage: casefile::storage::Storage,
     /// The bootstrap admin's token.
     pub admin_token: String,
     pub tenant_id: TenantId,
@@ -239,15 +241,25 @@ impl TestApp {
     }
 
     pub async fn with_limits(limits: Limits) -> Self {
-        Self::build(limits, 8, Duration::from_secs(5)).await
+        Self::build(limits, FileLimits::default(), 8, Duration::from_secs(5)).await
+    }
+
+    /// The app with these limits of the file routes.
+    pub async fn with_file_limits(files: FileLimits) -> Self {
+        Self::build(Limits::default(), files, 8, Duration::from_secs(5)).await
     }
 
     /// The app with a pool of `size` connections that waits `wait` for one.
     pub async fn with_pool(size: usize, wait: Duration) -> Self {
-        Self::build(Limits::default(), size, wait).await
+        Self::build(Limits::default(), FileLimits::default(), size, wait).await
     }
 
-    async fn build(limits: Limits, pool_size: usize, pool_wait: Duration) -> Self {
+    async fn build(
+        limits: Limits,
+        files: FileLimits,
+        pool_size: usize,
+        pool_wait: Duration,
+    ) -> Self {
         let database = fresh_database().await;
         let database_url = database.url.clone();
         let statements = Arc::new(AtomicU64::new(0));
@@ -266,8 +278,16 @@ impl TestApp {
             tokens::find_by_secret(&mut conn, &admin_token).await.expect("query").expect("token");
         drop(conn);
         let data_dir = tempfile::tempdir().expect("data dir");
-        let state = casefile::AppState::new(db.clone(), limits, data_dir.path().to_owned())
-            .expect("app state");
+        let storage = casefile::storage::Storage::local(&data_dir.path().join("evidence"))
+            .expect("evidence storage");
+        let state = casefile::AppState::new(
+            db.clone(),
+            limits,
+            files,
+            data_dir.path().to_owned(),
+            storage.clone(),
+        )
+        .expect("app state");
         state.events.listen(database_url.clone());
         let events = state.events.clone();
         let app = casefile::router(state, Duration::from_secs(30));
@@ -285,7 +305,8 @@ impl TestApp {
             db,
             database_url,
             database,
-            _data_dir: data_dir,
+            data_dir,
+            storage,
             admin_token,
             tenant_id: token.tenant_id,
             admin_id: admin.id,
@@ -302,8 +323,16 @@ impl TestApp {
             pool::build(&self.database_url, 4, Duration::from_secs(5), Duration::from_secs(30))
                 .expect("pool");
         let data_dir = tempfile::tempdir().expect("data dir");
-        let state = casefile::AppState::new(db, Limits::default(), data_dir.path().to_owned())
-            .expect("app state");
+        let storage = casefile::storage::Storage::local(&data_dir.path().join("evidence"))
+            .expect("evidence storage");
+        let state = casefile::AppState::new(
+            db,
+            Limits::default(),
+            casefile::config::FileLimits::default(),
+            data_dir.path().to_owned(),
+            storage,
+        )
+        .expect("app state");
         state.events.listen(self.database_url.clone());
         let events = state.events.clone();
         let app = casefile::router(state, Duration::from_secs(30));
