@@ -1,0 +1,1 @@
+//! The ZIP package (placeholder, filled in below).
