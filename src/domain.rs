@@ -5,6 +5,7 @@ pub mod access;
 pub mod admin;
 pub mod case_detections;
 pub mod cases;
+pub mod export;
 pub mod ingest;
 pub mod subjects;
 
