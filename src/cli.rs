@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
+use crate::config::{DatabaseConfig, LogFormat, ServeConfig, StorageConfig};
 use crate::db::{Database, migrations};
 use crate::graphql::ids::{self, Kind};
 use crate::models::ids::{TenantId, UserId};
@@ -23,6 +23,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub database: DatabaseConfig,
+
+    #[command(flatten)]
+    pub storage: StorageConfig,
 
     #[command(flatten)]
     pub serve: ServeConfig,
@@ -128,7 +131,9 @@ fn parse_id(kind: Kind, value: &str, what: &str) -> anyhow::Result<Uuid> {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None | Some(Command::Serve) => crate::server::serve(&cli.database, &cli.serve).await,
+        None | Some(Command::Serve) => {
+            crate::server::serve(&cli.database, &cli.storage, &cli.serve).await
+        }
         Some(Command::Schema) => {
             print!("{}", crate::graphql::sdl());
             Ok(())

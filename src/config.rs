@@ -51,6 +51,52 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub limits: Limits,
+
+    #[command(flatten)]
+    pub files: FileLimits,
+
+    /// Seconds between two runs of the retention jobs on this server (archive, delete,
+    /// the sweeper of stored contents); 0 turns them off on this server.
+    #[arg(long, env = "CASEFILE_JOBS_INTERVAL_SECS", default_value_t = 300)]
+    pub jobs_interval_secs: u64,
+}
+
+/// Where evidence file contents are kept.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StorageConfig {
+    /// `s3://bucket[/prefix]` for S3-compatible storage (credentials, region and endpoint
+    /// from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`,
+    /// `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`); unset: the folder `evidence` in the data dir.
+    #[arg(long, env = "CASEFILE_OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+}
+
+/// The default of `CASEFILE_MAX_UPLOAD_BYTES`: 1 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Limits of the streaming file routes (evidence upload and download, export).
+#[derive(Debug, Clone, Args)]
+pub struct FileLimits {
+    /// Largest evidence file upload, in bytes (above it: 413 `LIMIT_EXCEEDED`).
+    #[arg(long, env = "CASEFILE_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+
+    /// Seconds a file upload or download may go without moving a byte before it is cut
+    /// (an idle timeout: a long transfer that keeps moving is never cut).
+    #[arg(long, env = "CASEFILE_FILE_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub file_idle_timeout_secs: u64,
+}
+
+impl FileLimits {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.file_idle_timeout_secs.max(1))
+    }
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        Self { max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES, file_idle_timeout_secs: 60 }
+    }
 }
 
 /// The default of `CASEFILE_MAX_DEPTH`.

@@ -25,6 +25,7 @@ use crate::auth::Viewer;
 use crate::config::Limits;
 use crate::db::{DbConn, DbPool, pool};
 use crate::error::{AppError, RequestId};
+use crate::storage::Storage;
 
 pub use loaders::Loaders;
 
@@ -61,7 +62,7 @@ pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
 ///
 /// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
 /// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
-pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
+pub fn build(data: Option<(DbPool, Storage)>, limits: &Limits) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         // First: its hooks wrap every other extension's, so it sees every error.
         .extension(errors::ErrorCodes)
@@ -69,8 +70,8 @@ pub fn build(db: Option<DbPool>, limits: &Limits) -> CasefileSchema {
         .limit_recursive_depth(64)
         .extension(limits::QueryLimits::new(limits));
     builder = describe_library_types(builder);
-    if let Some(db) = db {
-        builder = builder.data(db);
+    if let Some((db, storage)) = data {
+        builder = builder.data(db).data(storage);
     }
     builder.finish()
 }

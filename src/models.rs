@@ -5,6 +5,7 @@ pub mod cases;
 pub mod database;
 pub mod detections;
 pub mod enums;
+pub mod evidence;
 pub mod fold;
 pub mod ids;
 pub mod links;

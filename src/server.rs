@@ -7,17 +7,25 @@ use anyhow::Context as _;
 use diesel_async::AsyncConnection;
 
 use crate::app::AppState;
-use crate::config::{DatabaseConfig, ServeConfig};
+use crate::config::{DatabaseConfig, ServeConfig, StorageConfig};
 use crate::db::{self, Database, migrations};
+use crate::storage::Storage;
 use crate::{bootstrap, http};
 
 /// How long open connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-pub async fn serve(database: &DatabaseConfig, serve: &ServeConfig) -> anyhow::Result<()> {
+pub async fn serve(
+    database: &DatabaseConfig,
+    storage: &StorageConfig,
+    serve: &ServeConfig,
+) -> anyhow::Result<()> {
     let started = Instant::now();
+    let storage = Storage::from_config(storage.object_store_url.as_deref(), &database.data_dir)
+        .context("opening the evidence storage")?;
+    tracing::info!(location = storage.location(), "evidence storage");
     let db = Database::open(database).await?;
-    let result = run(database, serve, &db, started).await;
+    let result = run(database, serve, &db, storage, started).await;
     db.close().await;
     tracing::info!("stopped");
     result
@@ -27,6 +35,7 @@ async fn run(
     config: &DatabaseConfig,
     serve: &ServeConfig,
     db: &Database,
+    storage: Storage,
     started: Instant,
 ) -> anyhow::Result<()> {
     let applied = migrations::run(&db.url).await.context("applying database migrations")?;
@@ -40,7 +49,13 @@ async fn run(
 
     let pool =
         db::pool::build(&db.url, config.pool_size, config.pool_wait(), config.statement_timeout())?;
-    let state = AppState::new(pool.clone(), serve.limits.clone(), config.data_dir.clone());
+    let state = AppState::new(
+        pool.clone(),
+        serve.limits.clone(),
+        serve.files.clone(),
+        config.data_dir.clone(),
+        storage,
+    );
     let app = http::router(state, Duration::from_secs(serve.request_timeout_secs));
     let listener = tokio::net::TcpListener::bind(serve.listen).await.with_context(|| {
         format!("listening on {} (set CASEFILE_LISTEN to another address)", serve.listen)

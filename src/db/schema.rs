@@ -69,6 +69,9 @@ diesel::table! {
         risk_low -> Int4,
         risk_informational -> Int4,
         search -> Tsvector,
+        legal_hold_reason -> Nullable<Text>,
+        legal_hold_set_by_id -> Nullable<Uuid>,
+        legal_hold_set_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -103,6 +106,27 @@ diesel::table! {
         rule_name_key -> Text,
         device_hostname_key -> Nullable<Text>,
         actor_key -> Nullable<Text>,
+        content_sha256 -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    evidence_contents (tenant_id, sha256) {
+        tenant_id -> Uuid,
+        sha256 -> Text,
+        size -> Int8,
+        stored_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    evidence_removals (tenant_id, sha256) {
+        tenant_id -> Uuid,
+        sha256 -> Text,
+        queued_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
     }
 }
 
@@ -158,6 +182,7 @@ diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(case_detections -> tenants (tenant_id));
 diesel::joinable!(cases -> tenants (tenant_id));
 diesel::joinable!(detections -> tenants (tenant_id));
+diesel::joinable!(evidence_contents -> tenants (tenant_id));
 diesel::joinable!(subjects -> tenants (tenant_id));
 diesel::joinable!(users -> tenants (tenant_id));
 
@@ -166,6 +191,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_detections,
     cases,
     detections,
+    evidence_contents,
+    evidence_removals,
     subjects,
     tenants,
     users,

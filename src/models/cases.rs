@@ -24,7 +24,8 @@ pub const COLUMNS: &str = "id, tenant_id, number, kind, name, name_key, descript
     severity, status, resolution, auto_created, auto_rule_name, auto_device, assignee_id, \
     assignee_sort, subject_id, subject_sort, created_by_id, last_modified_by_id, created_at, \
     updated_at, resolved_at, archive_at, archived_at, delete_at, version, detection_count, \
-    risk_critical, risk_high, risk_medium, risk_low, risk_informational";
+    risk_critical, risk_high, risk_medium, risk_low, risk_informational, legal_hold_reason, \
+    legal_hold_set_by_id, legal_hold_set_at";
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = cases, check_for_backend(diesel::pg::Pg))]
@@ -63,6 +64,17 @@ pub struct Case {
     pub risk_medium: i32,
     pub risk_low: i32,
     pub risk_informational: i32,
+    /// While set, the case is never archived or deleted (by hand or by a job).
+    pub legal_hold_reason: Option<String>,
+    pub legal_hold_set_by_id: Option<UserId>,
+    pub legal_hold_set_at: Option<DateTime<Utc>>,
+}
+
+impl Case {
+    /// Whether the case is under legal hold.
+    pub fn is_held(&self) -> bool {
+        self.legal_hold_set_at.is_some()
+    }
 }
 
 #[derive(Debug, Insertable)]
@@ -113,6 +125,9 @@ pub struct CaseChanges {
     pub risk_medium: Option<i32>,
     pub risk_low: Option<i32>,
     pub risk_informational: Option<i32>,
+    pub legal_hold_reason: Option<Option<String>>,
+    pub legal_hold_set_by_id: Option<Option<UserId>>,
+    pub legal_hold_set_at: Option<Option<DateTime<Utc>>>,
 }
 
 impl CaseChanges {

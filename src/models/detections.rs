@@ -52,6 +52,9 @@ pub struct Detection {
     pub rule_name_key: String,
     pub device_hostname_key: Option<String>,
     pub actor_key: Option<String>,
+    /// The SHA-256 of the stored content this detection carries (`models::evidence`);
+    /// `file_content_stored` is derived from it by the database.
+    pub content_sha256: Option<String>,
 }
 
 impl Detection {

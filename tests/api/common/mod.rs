@@ -12,7 +12,7 @@ use std::time::Duration;
 pub mod fixtures;
 pub mod ws;
 
-use casefile::config::Limits;
+use casefile::config::{FileLimits, Limits};
 use casefile::db::embedded::EmbeddedPostgres;
 use casefile::db::{DbPool, migrations, pool};
 use casefile::models::ids::{TenantId, UserId};
@@ -251,7 +251,15 @@ impl TestApp {
             tokens::find_by_secret(&mut conn, &admin_token).await.expect("query").expect("token");
         drop(conn);
         let data_dir = tempfile::tempdir().expect("data dir");
-        let state = casefile::AppState::new(db.clone(), limits, data_dir.path().to_owned());
+        let storage = casefile::storage::Storage::local(&data_dir.path().join("evidence"))
+            .expect("evidence storage");
+        let state = casefile::AppState::new(
+            db.clone(),
+            limits,
+            FileLimits::default(),
+            data_dir.path().to_owned(),
+            storage,
+        );
         let app = casefile::router(state, Duration::from_secs(30));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
