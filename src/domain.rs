@@ -4,9 +4,11 @@
 pub mod access;
 pub mod admin;
 pub mod case_detections;
+pub mod case_record;
 pub mod cases;
 pub mod export;
 pub mod ingest;
+pub mod record;
 pub mod subjects;
 
 use crate::error::AppError;

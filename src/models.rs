@@ -6,6 +6,7 @@ pub mod database;
 pub mod detections;
 pub mod enums;
 pub mod evidence;
+pub mod events;
 pub mod fold;
 pub mod ids;
 pub mod links;
