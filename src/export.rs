@@ -12,6 +12,7 @@ use crate::error::{AppError, AppResult};
 use crate::models::cases::Case;
 use crate::models::detections::{ExportedDetection, list::TechniqueCount};
 use crate::models::enums::Severity;
+use crate::models::evidence::CaseContent;
 use crate::models::subjects::Subject;
 use crate::models::users::User;
 
@@ -70,6 +71,10 @@ pub struct CaseSnapshot {
     pub assignee: Option<User>,
     pub created_by: Option<User>,
     pub last_modified_by: Option<User>,
+    /// The viewer who exports.
+    pub exporter: Option<User>,
+    /// The stored contents of the case's detections (read only when `files` is asked for).
+    pub contents: Vec<CaseContent>,
     pub detections: Vec<ExportedDetection>,
     pub mitre: Vec<TechniqueCount>,
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL over HTTP and WebSocket, GraphiQL, health, readiness, metrics.
 
+pub mod export;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
@@ -81,8 +82,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ));
+    // Streaming routes: outside the compression and total-timeout layers (their bytes go
+    // out as made; an idle timeout of their own cuts a stream that stops moving).
     Router::new()
         .route("/graphql/ws", get(ws::handler))
+        .route("/cases/{number}/export", get(export::handler))
         .merge(http)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::new())

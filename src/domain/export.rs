@@ -2,18 +2,29 @@
 //! of everything the parts show.
 
 use crate::auth::Viewer;
+use diesel_async::AsyncConnection as _;
+
 use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult, Code};
 use crate::export::{CaseSnapshot, Part};
+use crate::domain::record::{Changes, global_id, record};
+use crate::graphql::ids::Kind;
+use crate::models::events::NewEvent;
 use crate::models::ids::UserId;
-use crate::models::{cases, detections, subjects, users};
+use crate::models::{cases, detections, evidence, subjects, users};
 
 /// The case with this number as the viewer may export it: `FORBIDDEN` for a role that
 /// may not read, `NOT_FOUND` for a number the viewer's tenant does not have. Everything
 /// is read in one repeatable-read, read-only transaction.
-pub async fn snapshot(db: &DbPool, viewer: &Viewer, number: i32) -> AppResult<CaseSnapshot> {
+pub async fn snapshot(
+    db: &DbPool,
+    viewer: &Viewer,
+    number: i32,
+    with_contents: bool,
+) -> AppResult<CaseSnapshot> {
     viewer.require_read()?;
     let tenant = viewer.tenant_id;
+    let viewer = *viewer;
     let mut conn = pool::get(db).await?;
     conn.build_transaction()
         .read_only()
@@ -26,21 +37,32 @@ pub async fn snapshot(db: &DbPool, viewer: &Viewer, number: i32) -> AppResult<Ca
                 Some(id) => subjects::find_many(conn, tenant, &[id]).await?.into_iter().next(),
                 None => None,
             };
-            let ids: Vec<UserId> =
-                [case.assignee_id, case.created_by_id, case.last_modified_by_id]
-                    .into_iter()
-                    .flatten()
-                    .collect();
+            let ids: Vec<UserId> = [
+                case.assignee_id,
+                case.created_by_id,
+                case.last_modified_by_id,
+                Some(viewer.user_id),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             let people = users::find_many(conn, tenant, &ids).await?;
             let find = |id: Option<UserId>| {
                 id.and_then(|id| people.iter().find(|u| u.id == id).cloned())
             };
             let detections = detections::of_case_for_export(conn, tenant, case.id).await?;
             let mitre = detections::list::mitre_counts(conn, tenant, &[case.id]).await?;
+            let contents = if with_contents {
+                evidence::contents_of_case(conn, tenant, case.id).await?
+            } else {
+                Vec::new()
+            };
             Ok::<_, AppError>(CaseSnapshot {
                 assignee: find(case.assignee_id),
                 created_by: find(case.created_by_id),
                 last_modified_by: find(case.last_modified_by_id),
+                exporter: find(Some(viewer.user_id)),
+                contents,
                 case,
                 subject,
                 detections,
@@ -60,5 +82,34 @@ pub fn check_size(parts: &[Part], contents: u64, limit: u64) -> AppResult<()> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Records `case.exported` in the change record: who took which parts of which case,
+/// and the SHA-256 and size of exactly what was sent. Not a change of the case, so the
+/// event names the case as its target (not as a case event that would reach the case's
+/// subscribers as an update).
+pub async fn record_exported(
+    db: &DbPool,
+    viewer: &Viewer,
+    case: &cases::Case,
+    parts: &[Part],
+    file_name: &str,
+    sha256: &str,
+    size: u64,
+) -> AppResult<()> {
+    let event = NewEvent::new("case.exported").target(global_id(Kind::Case, case.id.0)).changes(
+        Changes::new()
+            .fact("caseNumber", case.number)
+            .fact("parts", parts.iter().map(|p| p.as_str()).collect::<Vec<_>>())
+            .fact("fileName", file_name)
+            .fact("sha256", sha256)
+            .fact("size", size)
+            .into_value(),
+    );
+    let viewer = *viewer;
+    let mut conn = pool::get(db).await?;
+    conn.transaction(async |conn| record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await)
+        .await?;
     Ok(())
 }
