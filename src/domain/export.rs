@@ -5,9 +5,9 @@ use crate::auth::Viewer;
 use diesel_async::AsyncConnection as _;
 
 use crate::db::{DbPool, pool};
+use crate::domain::record::{Changes, global_id, record};
 use crate::error::{AppError, AppResult, Code};
 use crate::export::{CaseSnapshot, Part};
-use crate::domain::record::{Changes, global_id, record};
 use crate::graphql::ids::Kind;
 use crate::models::events::NewEvent;
 use crate::models::ids::UserId;
@@ -47,9 +47,8 @@ pub async fn snapshot(
             .flatten()
             .collect();
             let people = users::find_many(conn, tenant, &ids).await?;
-            let find = |id: Option<UserId>| {
-                id.and_then(|id| people.iter().find(|u| u.id == id).cloned())
-            };
+            let find =
+                |id: Option<UserId>| id.and_then(|id| people.iter().find(|u| u.id == id).cloned());
             let detections = detections::of_case_for_export(conn, tenant, case.id).await?;
             let mitre = detections::list::mitre_counts(conn, tenant, &[case.id]).await?;
             let contents = if with_contents {
@@ -109,7 +108,9 @@ pub async fn record_exported(
     );
     let viewer = *viewer;
     let mut conn = pool::get(db).await?;
-    conn.transaction(async |conn| record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await)
-        .await?;
+    conn.transaction(async |conn| {
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await
+    })
+    .await?;
     Ok(())
 }

@@ -37,7 +37,12 @@ pub fn render(
     let fonts = Fonts::load().ok_or_else(|| anyhow::anyhow!("the DejaVu fonts do not parse"))?;
     let case = &snapshot.case;
     let mut layout = Layout::new(&fonts);
-    layout.paragraph(&[Span::bold(format!("Case {}: {}", case.number, case.name))], TITLE, 0.0, None);
+    layout.paragraph(
+        &[Span::bold(format!("Case {}: {}", case.number, case.name))],
+        TITLE,
+        0.0,
+        None,
+    );
     layout.paragraph(
         &[Span::plain(format!("Exported {} by {exported_by}", time(now)))],
         BODY,
@@ -92,7 +97,11 @@ pub fn render(
                     ),
                     (
                         "Watchlists",
-                        if watchlists.is_empty() { "—".to_owned() } else { watchlists.join(", ") },
+                        if watchlists.is_empty() {
+                            "—".to_owned()
+                        } else {
+                            watchlists.join(", ")
+                        },
                     ),
                     ("Notes", or_none(&s.notes)),
                 ],
@@ -143,10 +152,8 @@ pub fn render(
             layout.paragraph(&[Span::bold(title)], BODY, 0.0, None);
         }
         let detections = if row.count == 1 { "detection" } else { "detections" };
-        let text = format!(
-            "{} {}: {} {detections}",
-            row.technique_id, row.technique_name, row.count
-        );
+        let text =
+            format!("{} {}: {} {detections}", row.technique_id, row.technique_name, row.count);
         layout.paragraph(&[Span::plain(text)], BODY, 18.0, Some("•"));
     }
 
@@ -172,7 +179,12 @@ pub fn render(
 /// `label: value` lines with the label in bold.
 fn fields(layout: &mut Layout<'_>, rows: &[(&str, String)]) {
     for (label, value) in rows {
-        layout.paragraph(&[Span::bold(format!("{label}:")), Span::plain(format!(" {value}"))], BODY, 0.0, None);
+        layout.paragraph(
+            &[Span::bold(format!("{label}:")), Span::plain(format!(" {value}"))],
+            BODY,
+            0.0,
+            None,
+        );
     }
 }
 

@@ -136,22 +136,25 @@ async fn export(
 /// The case's detections whose contents are stored, in observation order.
 fn stored_files(
     snapshot: &CaseSnapshot,
-) -> impl Iterator<Item = (&crate::models::detections::ExportedDetection, &crate::models::evidence::CaseContent)>
-{
-    snapshot.detections.iter().filter_map(|d| {
-        snapshot.contents.iter().find(|c| c.detection_id == d.id).map(|c| (d, c))
-    })
+) -> impl Iterator<
+    Item = (&crate::models::detections::ExportedDetection, &crate::models::evidence::CaseContent),
+> {
+    snapshot
+        .detections
+        .iter()
+        .filter_map(|d| snapshot.contents.iter().find(|c| c.detection_id == d.id).map(|c| (d, c)))
 }
 
 async fn render_summary(snapshot: &CaseSnapshot) -> AppResult<Vec<u8>> {
     let snapshot = snapshot.clone();
-    let exporter = snapshot
-        .exporter
-        .as_ref()
-        .map_or_else(|| "an unknown user".to_owned(), |u| format!("{} <{}>", u.display_name, u.email));
-    let bytes = tokio::task::spawn_blocking(move || summary::render(&snapshot, &exporter, Utc::now()))
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the summary: {e}")))??;
+    let exporter = snapshot.exporter.as_ref().map_or_else(
+        || "an unknown user".to_owned(),
+        |u| format!("{} <{}>", u.display_name, u.email),
+    );
+    let bytes =
+        tokio::task::spawn_blocking(move || summary::render(&snapshot, &exporter, Utc::now()))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering the summary: {e}")))??;
     Ok(bytes)
 }
 
@@ -172,7 +175,11 @@ async fn entries(
     let mut out = Vec::new();
     if parts.contains(&Part::Summary) {
         let contents = Contents::Bytes(render_summary(snapshot).await?);
-        out.push(Entry { path: export::single_file_name(number, Part::Summary), modified: now, contents });
+        out.push(Entry {
+            path: export::single_file_name(number, Part::Summary),
+            modified: now,
+            contents,
+        });
     }
     if parts.contains(&Part::FileActivity) {
         let contents = Contents::Bytes(render_activity(snapshot)?);
@@ -193,16 +200,22 @@ async fn entries(
 }
 
 /// Opens a stored content when its entry is written.
-fn opener(storage: Storage, tenant: crate::models::ids::TenantId, hash: ContentHash) -> package::Opener {
+fn opener(
+    storage: Storage,
+    tenant: crate::models::ids::TenantId,
+    hash: ContentHash,
+) -> package::Opener {
     Box::new(move || {
         Box::pin(async move {
-            let stream = storage
-                .open(tenant, &hash, None)
-                .await
-                .map_err(io::Error::other)?
-                .ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::NotFound, format!("stored content {} is gone", hash.as_str()))
-                })?;
+            let stream =
+                storage.open(tenant, &hash, None).await.map_err(io::Error::other)?.ok_or_else(
+                    || {
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("stored content {} is gone", hash.as_str()),
+                        )
+                    },
+                )?;
             let reader: Reader = Box::pin(StreamReader::new(stream.map_err(io::Error::other)));
             Ok(reader)
         })
@@ -265,7 +278,11 @@ impl<W> Tap<W> {
 }
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for Tap<W> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
@@ -277,9 +294,8 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Tap<W> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let idle = this.idle;
-                let deadline = this
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                let deadline =
+                    this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 match deadline.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,

@@ -12,6 +12,7 @@ mod code_layout;
 mod database;
 mod detections;
 mod embedded;
+mod export;
 mod folding;
 mod graphiql;
 mod http_rules;

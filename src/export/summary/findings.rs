@@ -44,7 +44,9 @@ fn walk_children(
 ) {
     for child in element.children() {
         match child.value() {
-            Node::Text(text) => block.spans.push(Span { text: text.to_string(), style: style.clone() }),
+            Node::Text(text) => {
+                block.spans.push(Span { text: text.to_string(), style: style.clone() })
+            }
             Node::Element(_) => {
                 if let Some(child) = ElementRef::wrap(child) {
                     walk(layout, child, style, block, indent);
@@ -55,7 +57,13 @@ fn walk_children(
     }
 }
 
-fn walk(layout: &mut Layout<'_>, element: ElementRef<'_>, style: &Style, block: &mut Block, indent: f32) {
+fn walk(
+    layout: &mut Layout<'_>,
+    element: ElementRef<'_>,
+    style: &Style,
+    block: &mut Block,
+    indent: f32,
+) {
     let name = element.value().name();
     match name {
         "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {

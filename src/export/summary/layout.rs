@@ -280,7 +280,11 @@ impl<'f> Layout<'f> {
 }
 
 fn fill((r, g, b): (u8, u8, u8)) -> Fill {
-    Fill { paint: rgb::Color::new(r, g, b).into(), opacity: NormalizedF32::ONE, rule: FillRule::NonZero }
+    Fill {
+        paint: rgb::Color::new(r, g, b).into(),
+        opacity: NormalizedF32::ONE,
+        rule: FillRule::NonZero,
+    }
 }
 
 /// The words of the spans with their style and whether a space comes before each

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub mod contents;
 pub mod fixtures;
 pub mod ws;
 
@@ -208,7 +209,9 @@ pub struct TestApp {
     /// The database of this app, dropped with it.
     pub database: TestDatabase,
     /// The server's data directory, removed when the app is dropped.
-    _data_dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
+    /// The evidence storage the app uses (a folder in the data directory).
+    pub storage: casefile::storage::Storage,
     /// The bootstrap admin's token.
     pub admin_token: String,
     pub tenant_id: TenantId,
@@ -224,15 +227,25 @@ impl TestApp {
     }
 
     pub async fn with_limits(limits: Limits) -> Self {
-        Self::build(limits, 8, Duration::from_secs(5)).await
+        Self::build(limits, FileLimits::default(), 8, Duration::from_secs(5)).await
+    }
+
+    /// The app with these limits of the file routes.
+    pub async fn with_file_limits(files: FileLimits) -> Self {
+        Self::build(Limits::default(), files, 8, Duration::from_secs(5)).await
     }
 
     /// The app with a pool of `size` connections that waits `wait` for one.
     pub async fn with_pool(size: usize, wait: Duration) -> Self {
-        Self::build(Limits::default(), size, wait).await
+        Self::build(Limits::default(), FileLimits::default(), size, wait).await
     }
 
-    async fn build(limits: Limits, pool_size: usize, pool_wait: Duration) -> Self {
+    async fn build(
+        limits: Limits,
+        files: FileLimits,
+        pool_size: usize,
+        pool_wait: Duration,
+    ) -> Self {
         let database = fresh_database().await;
         let database_url = database.url.clone();
         let statements = Arc::new(AtomicU64::new(0));
@@ -256,9 +269,9 @@ impl TestApp {
         let state = casefile::AppState::new(
             db.clone(),
             limits,
-            FileLimits::default(),
+            files,
             data_dir.path().to_owned(),
-            storage,
+            storage.clone(),
         );
         let app = casefile::router(state, Duration::from_secs(30));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -275,7 +288,8 @@ impl TestApp {
             db,
             database_url,
             database,
-            _data_dir: data_dir,
+            data_dir,
+            storage,
             admin_token,
             tenant_id: token.tenant_id,
             admin_id: admin.id,
