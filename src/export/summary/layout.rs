@@ -136,10 +136,10 @@ impl<'f> Layout<'f> {
 
     /// A section heading with a rule under it, kept together with what follows.
     pub fn heading(&mut self, text: &str, size: f32) {
-        self.room(size * 4.0);
+        self.room(size * 5.0);
         self.gap(size * 0.6);
         self.paragraph(&[Span::bold(text)], size, 0.0, None);
-        if size >= 13.0 {
+        if size >= 14.0 {
             let y = self.y;
             self.ops().push(Op::Rule { x: MARGIN, y, width: Self::width(), thickness: 0.6 });
             self.gap(4.0);
