@@ -6,6 +6,7 @@ pub mod admin;
 pub mod case_detections;
 pub mod case_record;
 pub mod cases;
+pub mod evidence;
 pub mod export;
 pub mod ingest;
 pub mod record;

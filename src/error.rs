@@ -21,6 +21,10 @@ pub enum Code {
     LimitExceeded,
     LicenseRequired,
     UnsupportedForKind,
+    /// The case is under legal hold: never archived or deleted.
+    LegalHold,
+    /// The detection holds other evidence already: evidence is never replaced.
+    EvidenceExists,
     ExportTooLarge,
     QueryTooComplex,
     /// Over a rate limit (HTTP 429 with `Retry-After`).
@@ -48,7 +52,9 @@ impl Code {
             | Code::VersionConflict
             | Code::LimitExceeded
             | Code::LicenseRequired
-            | Code::UnsupportedForKind => StatusCode::CONFLICT,
+            | Code::UnsupportedForKind
+            | Code::LegalHold
+            | Code::EvidenceExists => StatusCode::CONFLICT,
         }
     }
 
@@ -65,6 +71,8 @@ impl Code {
             Code::LimitExceeded => "LIMIT_EXCEEDED",
             Code::LicenseRequired => "LICENSE_REQUIRED",
             Code::UnsupportedForKind => "UNSUPPORTED_FOR_KIND",
+            Code::LegalHold => "LEGAL_HOLD",
+            Code::EvidenceExists => "EVIDENCE_EXISTS",
             Code::ExportTooLarge => "EXPORT_TOO_LARGE",
             Code::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Code::RateLimited => "RATE_LIMITED",

@@ -1,6 +1,8 @@
-//! The HTTP surface: GraphQL over HTTP and WebSocket, GraphiQL, health, readiness, metrics.
+//! The HTTP surface: GraphQL over HTTP and WebSocket, GraphiQL, evidence files, health,
+//! readiness, metrics.
 
 pub mod export;
+pub mod files;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
@@ -82,11 +84,13 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ));
-    // Streaming routes: outside the compression and total-timeout layers (their bytes go
-    // out as made; an idle timeout of their own cuts a stream that stops moving).
+    // WebSockets and the streaming file routes (evidence files, case export) stay outside
+    // compression and the total timeout: they have their own limits (an idle timeout, the
+    // upload and export limits).
     Router::new()
         .route("/graphql/ws", get(ws::handler))
         .route("/cases/{number}/export", get(export::handler))
+        .merge(files::routes())
         .merge(http)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::new())

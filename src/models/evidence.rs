@@ -73,13 +73,14 @@ pub async fn find_detection(
 
 /// Records the tenant's content (or finds it), locking its row until the transaction
 /// ends, so a concurrent purge of the same content waits for this transaction. Any
-/// removal still queued for it is cancelled: the object is wanted again.
+/// removal still queued for it is cancelled: the object is wanted again. `true` when
+/// the content is new (its object must be written).
 pub async fn keep_content(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     sha256: &str,
     size: i64,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     diesel::delete(
         evidence_removals::table
             .filter(evidence_removals::tenant_id.eq(tenant))
@@ -87,18 +88,32 @@ pub async fn keep_content(
     )
     .execute(conn)
     .await?;
-    diesel::insert_into(evidence_contents::table)
-        .values((
-            evidence_contents::tenant_id.eq(tenant),
-            evidence_contents::sha256.eq(sha256),
-            evidence_contents::size.eq(size),
-        ))
-        .on_conflict((evidence_contents::tenant_id, evidence_contents::sha256))
-        .do_update()
-        .set(evidence_contents::size.eq(size))
-        .execute(conn)
-        .await?;
-    Ok(())
+    loop {
+        let inserted = diesel::insert_into(evidence_contents::table)
+            .values((
+                evidence_contents::tenant_id.eq(tenant),
+                evidence_contents::sha256.eq(sha256),
+                evidence_contents::size.eq(size),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 1 {
+            return Ok(true);
+        }
+        let existing: Option<String> = evidence_contents::table
+            .filter(evidence_contents::tenant_id.eq(tenant))
+            .filter(evidence_contents::sha256.eq(sha256))
+            .select(evidence_contents::sha256)
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        if existing.is_some() {
+            return Ok(false);
+        }
+        // Purged between the two statements: insert it again.
+    }
 }
 
 /// Links the detection to the tenant's content.

@@ -12,6 +12,7 @@ mod code_layout;
 mod database;
 mod detections;
 mod embedded;
+mod evidence;
 mod export;
 mod folding;
 mod graphiql;
