@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
         casefile::config::FileLimits::default(),
         dir.path().to_owned(),
         storage,
-    );
+    )?;
     let app = casefile::router(state, Duration::from_secs(60));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let endpoint = format!("http://{}/graphql", listener.local_addr()?);

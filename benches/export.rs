@@ -24,8 +24,10 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let files: usize = std::env::var("EXPORT_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
-    let mib: usize = std::env::var("EXPORT_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let files: usize =
+        std::env::var("EXPORT_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
+    let mib: usize =
+        std::env::var("EXPORT_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     let dir = tempfile::tempdir()?;
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let cluster = EmbeddedPostgres::start(&dir.path().join("pg")).await?;
@@ -126,7 +128,8 @@ async fn main() -> anyhow::Result<()> {
             word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
         }
         let body = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(content))]);
-        let staged = storage.stage(tenant, body, u64::MAX).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let staged =
+            storage.stage(tenant, body, u64::MAX).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         storage.commit(tenant, &staged).await?;
         let sha256 = staged.sha256.as_str().to_owned();
         evidence::keep_content(&mut conn, tenant, &sha256, staged.size as i64).await?;
@@ -138,9 +141,11 @@ async fn main() -> anyhow::Result<()> {
     println!("seeded {files} files of {mib} MiB in {:.1} s", started.elapsed().as_secs_f64());
 
     // sha256sum over the same stored files.
-    let objects: Vec<_> = std::fs::read_dir(data_dir.join("evidence/tenants").join(tenant.0.to_string()).join("sha256"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let objects: Vec<_> = std::fs::read_dir(
+        data_dir.join("evidence/tenants").join(tenant.0.to_string()).join("sha256"),
+    )?
+    .filter_map(|e| e.ok().map(|e| e.path()))
+    .collect();
     let started = Instant::now();
     let status = tokio::process::Command::new("sha256sum")
         .args(&objects)
@@ -171,10 +176,16 @@ async fn main() -> anyhow::Result<()> {
     println!("| measure | value |");
     println!("| --- | --- |");
     println!("| contents | {files} files, {:.2} GiB |", total / (1u64 << 30) as f64);
-    println!("| export (ZIP received) | {received} bytes in {export:.2} s: {:.0} MB/s |", mbs(export));
+    println!(
+        "| export (ZIP received) | {received} bytes in {export:.2} s: {:.0} MB/s |",
+        mbs(export)
+    );
     println!("| sha256sum, same files | {sha256sum:.2} s: {:.0} MB/s |", mbs(sha256sum));
     println!("| export / sha256sum | {:.2} (target at least 0.5) |", sha256sum / export);
-    println!("| server peak RSS (VmHWM) | {:.1} MB (target under 150 MB) |", rss as f64 * 1024.0 / 1e6);
+    println!(
+        "| server peak RSS (VmHWM) | {:.1} MB (target under 150 MB) |",
+        rss as f64 * 1024.0 / 1e6
+    );
 
     server.kill().await?;
     let _ = server.wait().await;
@@ -184,7 +195,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// The peak resident set of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).ok()?;
+    let status =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

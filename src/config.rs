@@ -49,6 +49,12 @@ pub struct ServeConfig {
     #[arg(long, env = "CASEFILE_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     pub request_timeout_secs: u64,
 
+    /// The Ed25519 key that signs audit checkpoints: a file holding the 32-byte secret
+    /// seed in standard base64 (`openssl rand -base64 32`). Every replica must read the
+    /// same file. Unset: `<data dir>/audit-signing-key`, generated at first start (0600).
+    #[arg(long, env = "CASEFILE_AUDIT_SIGNING_KEY_FILE")]
+    pub audit_signing_key_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub limits: Limits,
 

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod case_detections;
 pub mod case_record;
 pub mod cases;

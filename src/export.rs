@@ -8,10 +8,12 @@ pub mod names;
 pub mod package;
 pub mod summary;
 
+use crate::domain::audit::Checkpoint;
 use crate::error::{AppError, AppResult};
 use crate::models::cases::Case;
 use crate::models::detections::{ExportedDetection, list::TechniqueCount};
 use crate::models::enums::Severity;
+use crate::models::events::Event;
 use crate::models::evidence::CaseContent;
 use crate::models::subjects::Subject;
 use crate::models::users::User;
@@ -75,6 +77,10 @@ pub struct CaseSnapshot {
     pub exporter: Option<User>,
     /// The stored contents of the case's detections (read only when `files` is asked for).
     pub contents: Vec<CaseContent>,
+    /// The case's change-record events, oldest first (read only for a package).
+    pub events: Vec<Event>,
+    /// The tenant's change record signed at the snapshot (read only for a package).
+    pub checkpoint: Option<Checkpoint>,
     pub detections: Vec<ExportedDetection>,
     pub mitre: Vec<TechniqueCount>,
 }

@@ -1,6 +1,7 @@
 //! The GraphQL schema: roots merged from one module per domain, limits, and the
 //! per-request context (viewer and loaders). Knows nothing of HTTP.
 
+pub mod audit;
 pub mod batching;
 pub mod cases;
 pub mod detections;
@@ -21,10 +22,13 @@ pub mod users;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
 use async_graphql::{Context, EmptySubscription, MergedObject, Positioned, Schema};
 
+use std::sync::Arc;
+
 use crate::auth::Viewer;
 use crate::config::Limits;
 use crate::db::{DbConn, DbPool, pool};
 use crate::error::{AppError, RequestId};
+use crate::signing::AuditKey;
 use crate::storage::Storage;
 
 pub use loaders::Loaders;
@@ -41,6 +45,7 @@ pub struct Query(
     detections::DetectionQuery,
     subjects::SubjectQuery,
     users::UsersListQuery,
+    audit::AuditQuery,
 );
 
 /// Everything a client changes. Each mutation takes one `input` and answers a payload
@@ -62,7 +67,7 @@ pub type CasefileSchema = Schema<Query, Mutation, EmptySubscription>;
 ///
 /// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
 /// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
-pub fn build(data: Option<(DbPool, Storage)>, limits: &Limits) -> CasefileSchema {
+pub fn build(runtime: Option<(DbPool, Storage, Arc<AuditKey>)>, limits: &Limits) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         // First: its hooks wrap every other extension's, so it sees every error.
         .extension(errors::ErrorCodes)
@@ -70,8 +75,8 @@ pub fn build(data: Option<(DbPool, Storage)>, limits: &Limits) -> CasefileSchema
         .limit_recursive_depth(64)
         .extension(limits::QueryLimits::new(limits));
     builder = describe_library_types(builder);
-    if let Some((db, storage)) = data {
-        builder = builder.data(db).data(storage);
+    if let Some((db, storage, key)) = runtime {
+        builder = builder.data(db).data(storage).data(key);
     }
     builder.finish()
 }
@@ -99,6 +104,11 @@ fn describe_library_types(
         .override_output_type_description::<Conn<users::User>>(
             "One page of a user list: its users (as `nodes`, or as `edges` with their cursors), \
              `pageInfo` to fetch the next page, and `totalCount` across all pages.",
+        )
+        .override_output_type_description::<Conn<audit::AuditEvent>>(
+            "One page of the change record, newest first: its events (as `nodes`, or as \
+             `edges` with their cursors), `pageInfo` to fetch the next (older) page, and \
+             `totalCount` across all pages.",
         )
         .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
             "A point in time: an RFC 3339 string with a time zone offset \

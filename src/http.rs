@@ -1,6 +1,7 @@
 //! The HTTP surface: GraphQL over HTTP and WebSocket, GraphiQL, evidence files, health,
 //! readiness, metrics.
 
+pub mod audit;
 pub mod export;
 pub mod files;
 pub mod graphiql;
@@ -76,6 +77,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let http = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::healthz))
+        .route("/audit/public-key", get(audit::public_key))
+        .route("/audit/export", get(audit::export))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::handler))
         .merge(graphiql::routes())

@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod models;
 pub mod server;
+pub mod signing;
 pub mod storage;
 pub mod telemetry;
 

@@ -9,6 +9,7 @@ use diesel_async::AsyncConnection;
 use crate::app::AppState;
 use crate::config::{DatabaseConfig, ServeConfig, StorageConfig};
 use crate::db::{self, Database, migrations};
+use crate::signing::AuditKey;
 use crate::storage::Storage;
 use crate::{bootstrap, http};
 
@@ -49,12 +50,14 @@ async fn run(
 
     let pool =
         db::pool::build(&db.url, config.pool_size, config.pool_wait(), config.statement_timeout())?;
-    let state = AppState::new(
+    let key = AuditKey::load(serve.audit_signing_key_file.as_deref(), &config.data_dir)?;
+    let state = AppState::with_key(
         pool.clone(),
         serve.limits.clone(),
         serve.files.clone(),
         config.data_dir.clone(),
         storage,
+        key,
     );
     let app = http::router(state, Duration::from_secs(serve.request_timeout_secs));
     let listener = tokio::net::TcpListener::bind(serve.listen).await.with_context(|| {

@@ -5,13 +5,18 @@ use crate::auth::Viewer;
 use diesel_async::AsyncConnection as _;
 
 use crate::db::{DbPool, pool};
+use crate::domain::audit;
 use crate::domain::record::{Changes, global_id, record};
 use crate::error::{AppError, AppResult, Code};
 use crate::export::{CaseSnapshot, Part};
 use crate::graphql::ids::Kind;
-use crate::models::events::NewEvent;
+use crate::models::events::{self, NewEvent};
 use crate::models::ids::UserId;
 use crate::models::{cases, detections, evidence, subjects, users};
+use crate::signing::AuditKey;
+
+/// Most change-record events of one case a package carries.
+const MAX_EVENTS: i64 = 1_000_000;
 
 /// The case with this number as the viewer may export it: `FORBIDDEN` for a role that
 /// may not read, `NOT_FOUND` for a number the viewer's tenant does not have. Everything
@@ -21,6 +26,7 @@ pub async fn snapshot(
     viewer: &Viewer,
     number: i32,
     with_contents: bool,
+    record_key: Option<&AuditKey>,
 ) -> AppResult<CaseSnapshot> {
     viewer.require_read()?;
     let tenant = viewer.tenant_id;
@@ -56,7 +62,20 @@ pub async fn snapshot(
             } else {
                 Vec::new()
             };
+            // The change record as of this snapshot: the case's events, oldest first, and
+            // the tenant's head signed (a package's proof that its events are the record's).
+            let (events, checkpoint) = match record_key {
+                Some(key) => {
+                    let mut events =
+                        events::list::activity(conn, tenant, &[case.id], None, MAX_EVENTS).await?;
+                    events.reverse();
+                    (events, Some(audit::sign_head(conn, tenant, key).await?))
+                }
+                None => (Vec::new(), None),
+            };
             Ok::<_, AppError>(CaseSnapshot {
+                events,
+                checkpoint,
                 assignee: find(case.assignee_id),
                 created_by: find(case.created_by_id),
                 last_modified_by: find(case.last_modified_by_id),

@@ -278,6 +278,20 @@ impl Case {
         nested_connection(ctx, parent, args, filter, order_by.into(), None).await
     }
 
+    /// The case's change record, newest first: every change, by whom and when (events
+    /// outlive the case's content: long text appears only as digests).
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many events (1–100; default 50).")] first: Option<i32>,
+        #[graphql(
+            desc = "The events after this cursor (older ones), an `endCursor` or edge `cursor` of this list."
+        )]
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<crate::graphql::audit::AuditEvent>> {
+        crate::graphql::audit::activity(ctx, self.0.id, first, after).await
+    }
+
     /// The MITRE ATT&CK tactics and techniques of the case's detections, by tactic id.
     async fn mitre_summary(
         &self,

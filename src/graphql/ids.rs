@@ -16,6 +16,7 @@ pub enum Kind {
     Detection,
     Subject,
     ApiToken,
+    AuditEvent,
 }
 
 impl Kind {
@@ -27,11 +28,19 @@ impl Kind {
             Kind::Detection => "Detection",
             Kind::Subject => "Subject",
             Kind::ApiToken => "ApiToken",
+            Kind::AuditEvent => "AuditEvent",
         }
     }
 
-    const ALL: [Kind; 6] =
-        [Kind::Tenant, Kind::User, Kind::Case, Kind::Detection, Kind::Subject, Kind::ApiToken];
+    const ALL: [Kind; 7] = [
+        Kind::Tenant,
+        Kind::User,
+        Kind::Case,
+        Kind::Detection,
+        Kind::Subject,
+        Kind::ApiToken,
+        Kind::AuditEvent,
+    ];
 
     fn parse(prefix: &str) -> Option<Self> {
         Kind::ALL.into_iter().find(|kind| kind.prefix() == prefix)

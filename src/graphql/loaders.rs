@@ -13,6 +13,7 @@ use crate::error::LoadError;
 use crate::graphql::batching::{Gate, Hold, spawner};
 use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader};
 use crate::models::detections::list::{EntityCount, TechniqueCount};
+use crate::models::events::{self, Event};
 use crate::models::ids::{CaseId, DetectionId, SubjectId, TenantId, TokenId, UserId};
 use crate::models::{cases, detections, links, subjects, tenants, tokens, users};
 
@@ -32,6 +33,8 @@ pub struct Loaders {
     pub subject_risk: DataLoader<SubjectRiskLoader>,
     pub nested_detections: DataLoader<NestedDetectionLoader>,
     pub nested_cases: DataLoader<NestedCaseLoader>,
+    pub activity: DataLoader<ActivityLoader>,
+    pub audit_events: DataLoader<AuditEventLoader>,
     gate: Weak<Gate>,
 }
 
@@ -52,7 +55,9 @@ impl Loaders {
             detection_cases: loader(DetectionCasesLoader(scope.clone()), gate),
             subject_risk: loader(SubjectRiskLoader(scope.clone()), gate),
             nested_detections: loader(NestedDetectionLoader(scope.clone()), gate),
-            nested_cases: loader(NestedCaseLoader(scope), gate),
+            nested_cases: loader(NestedCaseLoader(scope.clone()), gate),
+            activity: loader(ActivityLoader(scope.clone()), gate),
+            audit_events: loader(AuditEventLoader(scope), gate),
             gate: Arc::downgrade(gate),
         }
     }
@@ -265,5 +270,93 @@ impl Loader<(String, i32)> for SubjectRiskLoader {
             }
         }
         Ok(out)
+    }
+}
+
+/// A page of a case's activity: up to `limit` events below the `before` sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ActivityPage {
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// A key of [`ActivityLoader`]: a case's page of activity, or its count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActivityKey {
+    Page(CaseId, ActivityPage),
+    Count(CaseId),
+}
+
+/// What [`ActivityLoader`] answers.
+#[derive(Debug, Clone)]
+pub enum Activity {
+    Page(Vec<Event>),
+    Count(i64),
+}
+
+/// Each case's activity (newest first) and its count: one statement per distinct page
+/// request and one for all counts, whatever the number of cases.
+pub struct ActivityLoader(Scope);
+
+impl Loader<ActivityKey> for ActivityLoader {
+    type Value = Activity;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ActivityKey],
+    ) -> Result<HashMap<ActivityKey, Self::Value>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let mut out = HashMap::new();
+        let mut pages: Vec<ActivityPage> = Vec::new();
+        let mut counted: Vec<CaseId> = Vec::new();
+        for key in keys {
+            match key {
+                ActivityKey::Page(_, page) if !pages.contains(page) => pages.push(*page),
+                ActivityKey::Count(case) => counted.push(*case),
+                ActivityKey::Page(..) => {}
+            }
+        }
+        for page in pages {
+            let cases: Vec<CaseId> = keys
+                .iter()
+                .filter_map(|k| match k {
+                    ActivityKey::Page(case, p) if *p == page => Some(*case),
+                    _ => None,
+                })
+                .collect();
+            let rows =
+                events::list::activity(&mut conn, self.0.tenant, &cases, page.before, page.limit)
+                    .await?;
+            let mut grouped = by_case(rows, |e| e.case_id.unwrap_or_default());
+            for case in cases {
+                let rows = grouped.remove(&case).unwrap_or_default();
+                out.insert(ActivityKey::Page(case, page), Activity::Page(rows));
+            }
+        }
+        if !counted.is_empty() {
+            let counts = events::list::activity_counts(&mut conn, self.0.tenant, &counted).await?;
+            for case in &counted {
+                out.insert(ActivityKey::Count(*case), Activity::Count(0));
+            }
+            for (case, count) in counts.into_iter().filter_map(|(c, n)| Some((c?, n))) {
+                out.insert(ActivityKey::Count(case), Activity::Count(count));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Events of the viewer's tenant by id.
+pub struct AuditEventLoader(Scope);
+
+impl Loader<uuid::Uuid> for AuditEventLoader {
+    type Value = Event;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[uuid::Uuid]) -> Result<HashMap<uuid::Uuid, Event>, LoadError> {
+        let mut conn = self.0.conn().await?;
+        let rows = events::find_by_ids(&mut conn, self.0.tenant, keys).await?;
+        Ok(rows.into_iter().map(|e| (e.id, e)).collect())
     }
 }

@@ -5,6 +5,7 @@ use futures_util::future::try_join_all;
 
 use crate::auth::Viewer;
 use crate::error::AppError;
+use crate::graphql::audit::AuditEvent;
 use crate::graphql::cases::Case;
 use crate::graphql::detections::Detection;
 use crate::graphql::subjects::Subject;
@@ -25,6 +26,7 @@ pub enum Node {
     Detection(Detection),
     Subject(Subject),
     ApiToken(ApiToken),
+    AuditEvent(AuditEvent),
 }
 
 #[derive(Default)]
@@ -75,6 +77,19 @@ async fn load(viewer: &Viewer, loaders: &Loaders, id: &ID) -> async_graphql::Res
             loaders.subjects.load_one(SubjectId(uuid)).await?.map(|s| Node::Subject(Subject(s)))
         }
         // A token is visible to an ADMIN and to its own user only.
+        // ADMIN sees every event; other readers those of a case they can read.
+        ids::Kind::AuditEvent => match loaders.audit_events.load_one(uuid).await? {
+            Some(event) if viewer.role == crate::models::users::Role::Admin => {
+                Some(Node::AuditEvent(AuditEvent(event)))
+            }
+            Some(event) => match event.case_id {
+                Some(case) if loaders.cases.load_one(case).await?.is_some() => {
+                    Some(Node::AuditEvent(AuditEvent(event)))
+                }
+                _ => None,
+            },
+            None => None,
+        },
         ids::Kind::ApiToken => loaders
             .api_tokens
             .load_one(TokenId(uuid))

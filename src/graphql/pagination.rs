@@ -83,6 +83,8 @@ pub enum Total {
     /// Nested lists, counted for every parent of a batch at once.
     NestedDetections(NestedDetections),
     NestedCases(NestedCases),
+    /// A case's activity, counted for every case of a batch at once.
+    Activity(crate::models::ids::CaseId),
 }
 
 /// The top-level lists and their filters.
@@ -91,6 +93,7 @@ pub enum ListCount {
     Detections(TenantId, Box<DetectionFilter>),
     Subjects(TenantId, SubjectFilter),
     Users(TenantId, Option<bool>),
+    AuditEvents(TenantId, Box<crate::models::events::list::EventFilter>),
 }
 
 /// The fields every connection has besides its edges.
@@ -109,6 +112,14 @@ impl ConnectionTotal {
             Total::NestedCases(key) => {
                 let (_, loaders) = viewer_and_loaders(ctx)?;
                 loaders.nested_cases.load_one(CountOf(key.clone())).await?.unwrap_or(0)
+            }
+            Total::Activity(case) => {
+                let (_, loaders) = viewer_and_loaders(ctx)?;
+                let key = crate::graphql::loaders::ActivityKey::Count(*case);
+                match loaders.activity.load_one(key).await? {
+                    Some(crate::graphql::loaders::Activity::Count(count)) => count,
+                    _ => 0,
+                }
             }
             Total::List(list) => {
                 let mut conn = crate::graphql::conn(ctx).await?;
@@ -131,6 +142,9 @@ async fn count_in_database(
         }
         ListCount::Subjects(tenant, filter) => subjects::count(conn, *tenant, filter).await,
         ListCount::Users(tenant, assignable) => users::count(conn, *tenant, *assignable).await,
+        ListCount::AuditEvents(tenant, filter) => {
+            crate::models::events::list::count(conn, *tenant, filter).await
+        }
     }
 }
 

@@ -16,19 +16,21 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::TryStreamExt as _;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWrite;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
-use crate::domain;
+use crate::domain::{self, audit};
 use crate::error::{AppError, AppResult};
 use crate::export::package::{self, Contents, Entry, Manifest, ManifestCase, Missing, Reader};
 use crate::export::{self, CaseSnapshot, Part, activity, names::FolderNamer, summary};
 use crate::graphql::errors;
 use crate::graphql::ids::{self, Kind};
 use crate::http::{ClientAddress, RequestId};
+use crate::models::events::Event;
 use crate::storage::{ContentHash, Storage};
 
 /// Bytes between the ZIP writer and the response body.
@@ -75,7 +77,9 @@ async fn export(
     // A number that is not one names no case of the tenant.
     let number: i32 = number.parse().map_err(|_| AppError::NotFound("case"))?;
     let with_files = parts.contains(&Part::Files);
-    let snapshot = domain::export::snapshot(&state.db, &viewer, number, with_files).await?;
+    let package = with_files || parts.len() > 1;
+    let key = package.then_some(state.audit_key.as_ref());
+    let snapshot = domain::export::snapshot(&state.db, &viewer, number, with_files, key).await?;
     let contents: u64 = stored_files(&snapshot).map(|(_, c)| c.size.max(0) as u64).sum();
     domain::export::check_size(&parts, contents, state.files.max_export_bytes)?;
 
@@ -103,7 +107,7 @@ async fn export(
 
     let name = export::single_file_name(number, Part::Files);
     let entries = entries(state, &viewer, &snapshot, &parts).await?;
-    let manifest = manifest(&snapshot);
+    let manifest = manifest(&snapshot, &viewer);
     let (reader, writer) = tokio::io::duplex(PIPE);
     let idle = state.files.idle_timeout();
     let db = state.db.clone();
@@ -224,7 +228,7 @@ fn opener(
 
 /// The manifest before its entries are written: the case, the detections whose contents
 /// are not stored, the case's events and a signed checkpoint.
-fn manifest(snapshot: &CaseSnapshot) -> Manifest {
+fn manifest(snapshot: &CaseSnapshot, viewer: &Viewer) -> Manifest {
     let missing = snapshot
         .detections
         .iter()
@@ -242,9 +246,41 @@ fn manifest(snapshot: &CaseSnapshot) -> Manifest {
         exported_at: Utc::now(),
         entries: Vec::new(),
         missing,
-        events: serde_json::Value::Array(Vec::new()),
-        checkpoint: serde_json::Value::Null,
+        events: snapshot.events.iter().map(|e| event_json(e, viewer)).collect(),
+        checkpoint: snapshot.checkpoint.as_ref().map_or(serde_json::Value::Null, |c| {
+            json!({
+                "tenantId": ids::encode(Kind::Tenant, snapshot.case.tenant_id.0).0.to_string(),
+                "sequence": c.sequence,
+                "hash": c.hash,
+                "at": audit::api_time(c.at),
+                "signature": c.signature,
+                "publicKey": c.public_key,
+                "signedText": audit::signed_text(snapshot.case.tenant_id, c.sequence, &c.hash, c.at),
+            })
+        }),
     }
+}
+
+/// One change-record event as the manifest lists it (the fields of `AuditEvent`; the
+/// request id and client address only for an ADMIN, as the API shows them).
+fn event_json(event: &Event, viewer: &Viewer) -> serde_json::Value {
+    let admin = viewer.role == crate::models::users::Role::Admin;
+    json!({
+        "sequence": event.sequence,
+        "id": ids::encode(Kind::AuditEvent, event.id).0.to_string(),
+        "at": audit::api_time(event.at),
+        "actorId": event.actor_id.map(|u| ids::encode(Kind::User, u.0).0.to_string()),
+        "actorType": event.actor_type,
+        "requestId": if admin { event.request_id.clone() } else { None },
+        "clientAddress": if admin { event.client_address.clone() } else { None },
+        "action": event.action,
+        "caseNumber": event.case_number,
+        "caseEventKind": event.case_event_kind,
+        "targetId": event.target_id,
+        "changes": event.changes,
+        "previousHash": event.previous_hash,
+        "hash": event.hash,
+    })
 }
 
 fn set_file_headers(headers: &mut HeaderMap, content_type: &'static str, name: &str) {

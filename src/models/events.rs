@@ -11,34 +11,38 @@
 //! ```text
 //! casefile-audit-event:v1
 //! <previous hash: 64 lowercase hex digits; 64 zeros before the tenant's first event>
-//! <tenant id: the UUID, lowercase, hyphenated>
+//! <tenant: its global ID, as the API and the export show it>
 //! <sequence: decimal, from 1, gap-free per tenant>
-//! <event id: UUID>
+//! <event: its global ID (`AuditEvent.id`)>
 //! <at: UTC, RFC 3339 with exactly 6 fraction digits and `Z`, e.g. 2026-11-30T05:45:51.123456Z>
-//! <actor id: UUID, or empty>
+//! <actor: the user's global ID, or empty>
 //! <actor type: USER | API_CLIENT | SYSTEM>
 //! <request id, or empty>
 //! <client address (IP address as text), or empty>
 //! <action, e.g. case.updated>
-//! <case id: UUID, or empty>
+//! <case: its global ID (`AuditEvent.caseId`), or empty>
 //! <case number: decimal, or empty>
 //! <case event kind, e.g. STATUS_CHANGED, or empty>
 //! <target id: the global ID as the API shows it, or empty>
 //! <changes: compact JSON, object keys sorted by their UTF-8 bytes, no whitespace>
 //! ```
 //!
-//! The database stores exactly these values (the UUIDs in `uuid` columns, `at` in a
-//! `timestamptz` column, which keeps microseconds, `changes` as `jsonb`), so an auditor
-//! recomputes a row's hash from an export or a `SELECT` with common tools, e.g. the
-//! changes line with `jq -cS .changes` and the digest with `sha256sum` (the values casefile
-//! writes are strings, integers, booleans, null, arrays and objects; jq and casefile write
-//! those alike). `previous_hash` of event n is the `hash` of event n − 1.
+//! Every line is a value of the export (`GET /audit/export`: `tenantId`, `sequence`, `id`,
+//! `at` — the export writes it in exactly this form —, `actorId`, `actorType`,
+//! `requestId`, `clientAddress`, `action`, `caseId`, `caseNumber`, `caseEventKind`,
+//! `targetId`, `changes`), so an auditor recomputes each hash with common tools, e.g. the
+//! changes line with `jq -cS .changes` and the digest with `sha256sum` (casefile writes
+//! strings, integers, booleans, null, arrays and objects into `changes`; jq and casefile
+//! print those alike). `previousHash` of event n is the `hash` of event n − 1. (The API's
+//! `DateTime` shows the same instant as `+00:00` with 0, 3 or 6 fraction digits.)
 //!
 //! # Notification
 //!
 //! Every append ends with one `NOTIFY` on [`CHANNEL`] whose payload is
 //! `<tenant uuid>:<last sequence>`; PostgreSQL delivers it when (and only if) the
 //! transaction commits.
+
+pub mod list;
 
 use std::net::IpAddr;
 
@@ -51,6 +55,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db::schema::{audit_events, audit_heads};
+use crate::graphql::ids::{self, Kind};
 use crate::models::enums::text_enum;
 use crate::models::ids::{CaseId, TenantId, UserId};
 
@@ -167,7 +172,7 @@ impl NewEvent {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
 pub struct Event {
     pub tenant_id: TenantId,
@@ -206,19 +211,21 @@ impl Event {
         fn opt<T: ToString>(value: &Option<T>) -> String {
             value.as_ref().map(ToString::to_string).unwrap_or_default()
         }
+        let global =
+            |kind, id: Option<Uuid>| id.map(|id| ids::encode(kind, id).0).unwrap_or_default();
         let lines = [
             ENCODING.to_owned(),
             self.previous_hash.clone(),
-            self.tenant_id.0.to_string(),
+            global(Kind::Tenant, Some(self.tenant_id.0)),
             self.sequence.to_string(),
-            self.id.to_string(),
+            global(Kind::AuditEvent, Some(self.id)),
             format_at(self.at),
-            opt(&self.actor_id.map(|a| a.0)),
+            global(Kind::User, self.actor_id.map(|a| a.0)),
             self.actor_type.clone(),
             opt(&self.request_id),
             opt(&self.client_address),
             self.action.clone(),
-            opt(&self.case_id.map(|c| c.0)),
+            global(Kind::Case, self.case_id.map(|c| c.0)),
             opt(&self.case_number),
             opt(&self.case_event_kind),
             opt(&self.target_id),
@@ -397,19 +404,18 @@ pub async fn find_many(
         .await
 }
 
-/// The tenant's event with this id.
-pub async fn find_by_id(
+/// The tenant's events with these ids.
+pub async fn find_by_ids(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
-    id: Uuid,
-) -> QueryResult<Option<Event>> {
+    ids: &[Uuid],
+) -> QueryResult<Vec<Event>> {
     audit_events::table
         .filter(audit_events::tenant_id.eq(tenant))
-        .filter(audit_events::id.eq(id))
+        .filter(audit_events::id.eq_any(ids))
         .select(Event::as_select())
-        .first(conn)
+        .load(conn)
         .await
-        .optional()
 }
 
 #[cfg(test)]

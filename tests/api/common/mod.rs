@@ -272,7 +272,8 @@ impl TestApp {
             files,
             data_dir.path().to_owned(),
             storage.clone(),
-        );
+        )
+        .expect("app state");
         let app = casefile::router(state, Duration::from_secs(30));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
