@@ -217,6 +217,30 @@ async fn all_parts_are_a_zip_with_safe_folder_names_and_a_manifest_whose_hashes_
     assert_eq!(missing.len(), 1);
     assert_eq!(missing[0]["externalId"], "f7");
     assert!(pdf_text(&entries[0].1).contains("Timeline"));
+
+    // The case's events, oldest first, chained, and a checkpoint signed by the server at
+    // or after the last of them (checked with an independent Ed25519 implementation).
+    let events = manifest["events"].as_array().expect("events");
+    assert_eq!(events[0]["action"], "case.created");
+    assert!(events.iter().all(|e| e["caseNumber"] == json!(number)));
+    assert!(events.iter().any(|e| e["action"] == "case.updated"), "the findings' update");
+    let checkpoint = &manifest["checkpoint"];
+    let last = events.last().expect("an event")["sequence"].as_i64().expect("sequence");
+    assert!(checkpoint["sequence"].as_i64().expect("sequence") >= last);
+    let decode = |v: &Value| base64_decode(v.as_str().expect("base64"));
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ED25519,
+        decode(&checkpoint["publicKey"]),
+    );
+    let signed = checkpoint["signedText"].as_str().expect("signed text");
+    assert!(signed.starts_with("casefile-audit-checkpoint:v1:"));
+    assert!(signed.contains(checkpoint["hash"].as_str().expect("hash")));
+    key.verify(signed.as_bytes(), &decode(&checkpoint["signature"])).expect("a valid signature");
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).expect("standard base64")
 }
 
 #[tokio::test]
