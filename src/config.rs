@@ -80,6 +80,9 @@ pub struct StorageConfig {
 /// The default of `CASEFILE_MAX_UPLOAD_BYTES`: 1 GiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
 
+/// The default of `CASEFILE_MAX_EXPORT_BYTES`: 7 GiB.
+pub const DEFAULT_MAX_EXPORT_BYTES: u64 = 7 * 1024 * 1024 * 1024;
+
 /// Limits of the streaming file routes (evidence upload and download, export).
 #[derive(Debug, Clone, Args)]
 pub struct FileLimits {
@@ -91,6 +94,11 @@ pub struct FileLimits {
     /// (an idle timeout: a long transfer that keeps moving is never cut).
     #[arg(long, env = "CASEFILE_FILE_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub file_idle_timeout_secs: u64,
+
+    /// Most bytes of file contents one case export may hold (above it: 413
+    /// `EXPORT_TOO_LARGE`, before any byte is sent). 7 GiB by default.
+    #[arg(long, env = "CASEFILE_MAX_EXPORT_BYTES", default_value_t = DEFAULT_MAX_EXPORT_BYTES)]
+    pub max_export_bytes: u64,
 }
 
 impl FileLimits {
@@ -101,7 +109,11 @@ impl FileLimits {
 
 impl Default for FileLimits {
     fn default() -> Self {
-        Self { max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES, file_idle_timeout_secs: 60 }
+        Self {
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            file_idle_timeout_secs: 60,
+            max_export_bytes: DEFAULT_MAX_EXPORT_BYTES,
+        }
     }
 }
 

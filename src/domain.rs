@@ -8,6 +8,7 @@ pub mod case_detections;
 pub mod case_record;
 pub mod cases;
 pub mod evidence;
+pub mod export;
 pub mod ingest;
 pub mod messages;
 pub mod record;

@@ -2,6 +2,7 @@
 //! readiness, metrics.
 
 pub mod audit;
+pub mod export;
 pub mod files;
 pub mod graphiql;
 pub mod graphql;
@@ -86,10 +87,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ));
-    // WebSockets and the streaming file routes stay outside compression and the total
-    // timeout: they have their own limits (an idle timeout, the upload limit).
+    // WebSockets and the streaming file routes (evidence files, case export) stay outside
+    // compression and the total timeout: they have their own limits (an idle timeout, the
+    // upload and export limits).
     Router::new()
         .route("/graphql/ws", get(ws::handler))
+        .route("/cases/{number}/export", get(export::handler))
         .merge(files::routes())
         .merge(http)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -77,17 +77,27 @@ pub async fn checkpoint(
     key: &AuditKey,
 ) -> AppResult<Checkpoint> {
     viewer.require(access::ADMINISTER)?;
-    let head = events::head(conn, viewer.tenant_id).await?;
+    sign_head(conn, viewer.tenant_id, key).await
+}
+
+/// The tenant's head, signed, for a caller that has checked who may have it (the case
+/// export puts one in every package's manifest).
+pub async fn sign_head(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    key: &AuditKey,
+) -> AppResult<Checkpoint> {
+    let head = events::head(conn, tenant).await?;
     let at = if head.last_sequence == 0 {
         use chrono::SubsecRound;
         Utc::now().trunc_subsecs(6)
     } else {
-        events::find_many(conn, viewer.tenant_id, &[head.last_sequence])
+        events::find_many(conn, tenant, &[head.last_sequence])
             .await?
             .first()
             .map_or_else(Utc::now, |e| e.at)
     };
-    let text = signed_text(viewer.tenant_id, head.last_sequence, &head.last_hash, at);
+    let text = signed_text(tenant, head.last_sequence, &head.last_hash, at);
     Ok(Checkpoint {
         sequence: head.last_sequence,
         hash: head.last_hash,

@@ -174,3 +174,48 @@ pub async fn delete_unheld_before(
     .execute(conn)
     .await
 }
+
+/// What an export shows of one detection (the `raw` JSON stays behind: up to 64 KiB a
+/// row, never exported).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = detections, check_for_backend(diesel::pg::Pg))]
+pub struct ExportedDetection {
+    pub id: DetectionId,
+    pub external_id: String,
+    pub source: DetectionSource,
+    pub rule_name: String,
+    pub observed_at: DateTime<Utc>,
+    pub risk_score: i32,
+    pub severity: Severity,
+    pub risk_indicators: serde_json::Value,
+    pub actor: Option<String>,
+    pub device_hostname: Option<String>,
+    pub file_name: Option<String>,
+    pub file_path: Option<String>,
+    pub file_size: Option<i64>,
+    pub file_sha256: Option<String>,
+    pub file_md5: Option<String>,
+    pub file_availability: Option<FileAvailability>,
+    pub file_content_stored: bool,
+}
+
+/// Every detection the case holds, oldest observation first (ties by id), in one statement.
+pub async fn of_case_for_export(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    case: crate::models::ids::CaseId,
+) -> QueryResult<Vec<ExportedDetection>> {
+    use crate::db::schema::case_detections;
+    detections::table
+        .inner_join(
+            case_detections::table.on(case_detections::tenant_id
+                .eq(detections::tenant_id)
+                .and(case_detections::detection_id.eq(detections::id))),
+        )
+        .filter(case_detections::tenant_id.eq(tenant))
+        .filter(case_detections::case_id.eq(case))
+        .order((detections::observed_at.asc(), detections::id.asc()))
+        .select(ExportedDetection::as_select())
+        .load(conn)
+        .await
+}

@@ -13,6 +13,7 @@ mod database;
 mod detections;
 mod embedded;
 mod evidence;
+mod export;
 mod folding;
 mod graphiql;
 mod http_rules;
