@@ -6,6 +6,7 @@ pub mod admin;
 pub mod case_detections;
 pub mod cases;
 pub mod ingest;
+pub mod seed;
 pub mod subjects;
 
 use crate::error::AppError;

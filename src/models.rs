@@ -10,6 +10,7 @@ pub mod ids;
 pub mod links;
 pub mod page;
 pub mod rekey;
+pub mod seed;
 pub mod sql;
 pub mod subjects;
 pub mod tenants;
