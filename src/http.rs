@@ -3,6 +3,7 @@
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod ingest;
 pub mod metrics;
 pub mod negotiate;
 pub mod ws;
@@ -69,6 +70,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         ));
     Router::new()
         .route("/graphql/ws", get(ws::handler))
+        // Streamed without the request timeout: a long NDJSON body commits chunk by chunk.
+        .route("/ingest/detections", axum::routing::post(ingest::post))
         .merge(http)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::new())
