@@ -1,5 +1,7 @@
 //! Who is asking: bearer tokens become a `Viewer` with a tenant and a role.
 
+pub mod cache;
+
 use chrono::Utc;
 
 use crate::db::{DbPool, pool};
@@ -42,6 +44,10 @@ pub async fn authenticate(db: &DbPool, authorization: Option<&str>) -> AppResult
     if !secret.starts_with(tokens::TOKEN_PREFIX) || secret.len() > 200 {
         return Err(AppError::Unauthenticated);
     }
+    let hash = tokens::hash(secret);
+    if let Some(viewer) = cache::shared().get(&hash, std::time::Instant::now(), Utc::now()) {
+        return Ok(viewer);
+    }
     let mut conn = pool::get(db).await?;
     let (token, user) =
         tokens::find_by_secret(&mut conn, secret).await?.ok_or(AppError::Unauthenticated)?;
@@ -52,7 +58,10 @@ pub async fn authenticate(db: &DbPool, authorization: Option<&str>) -> AppResult
     if token.last_used_at.is_none_or(|at| now - at > chrono::Duration::minutes(1)) {
         tokens::touch(&mut conn, token.id).await?;
     }
-    Ok(Viewer { user_id: user.id, tenant_id: user.tenant_id, role: user.role, token_id: token.id })
+    let viewer =
+        Viewer { user_id: user.id, tenant_id: user.tenant_id, role: user.role, token_id: token.id };
+    cache::shared().put(hash, viewer, token.expires_at, std::time::Instant::now());
+    Ok(viewer)
 }
 
 #[cfg(test)]

@@ -51,7 +51,11 @@ pub async fn rekey(url: &str) -> anyhow::Result<rekey::Rekeyed> {
     tokio::task::spawn_blocking(move || -> anyhow::Result<rekey::Rekeyed> {
         use diesel::Connection as _;
         let mut conn = Connection::establish(&url)?;
-        Ok(conn.transaction(rekey::run)?)
+        Ok(conn.transaction(|conn| {
+            let done = rekey::run(conn)?;
+            rekey::resync_links(conn)?;
+            Ok::<_, diesel::result::Error>(done)
+        })?)
     })
     .await?
 }

@@ -26,6 +26,10 @@ diesel::table! {
         detection_id -> Uuid,
         tenant_id -> Uuid,
         added_at -> Timestamptz,
+        observed_at -> Timestamptz,
+        ingested_at -> Timestamptz,
+        risk_score -> Int4,
+        rule_name_key -> Text,
     }
 }
 

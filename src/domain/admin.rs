@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
-use crate::auth::Viewer;
+use crate::auth::{self, Viewer};
 use crate::domain::access;
 use crate::domain::{is_email, on_constraint, required_text};
 use crate::error::{AppError, AppResult, Code};
@@ -104,6 +104,9 @@ pub async fn update_user(
         Ok(user)
     })
     .await
+    // The user's tokens answer with the new role (or not at all) here at once; on other
+    // servers within the cache's lifetime.
+    .inspect(|user| auth::cache::shared().forget_user(user.id))
 }
 
 /// Creates a token for a user of the tenant; returns its id and secret (shown once).
@@ -142,6 +145,7 @@ pub async fn revoke_token(
         Ok(token.id)
     })
     .await
+    .inspect(|&token| auth::cache::shared().forget_token(token))
 }
 
 /// What `updateTenantPolicies` asks for: `None` leaves a policy alone;

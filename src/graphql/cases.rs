@@ -13,11 +13,12 @@ use crate::graphql::detections::{
     Detection, DetectionFilterInput, DetectionOrderInput, nested_connection,
 };
 use crate::graphql::nested::DetectionParent;
-use crate::graphql::pagination::{Conn, PageArgs};
+use crate::graphql::pagination::{Conn, ConnectionTotal, PageArgs, Total};
 use crate::graphql::subjects::Subject;
 use crate::graphql::users::User;
 use crate::graphql::{ids, viewer_and_loaders};
 use crate::models::cases;
+use crate::models::detections::list::DetectionFilter;
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
 
 pub use mutation::CaseMutation;
@@ -274,8 +275,15 @@ impl Case {
     ) -> async_graphql::Result<Conn<Detection>> {
         let args = PageArgs { first, after, last, before };
         let filter = filter.unwrap_or_default().into_model()?;
+        let unfiltered = filter == DetectionFilter::default();
         let parent = DetectionParent::Case(self.0.id);
-        nested_connection(ctx, parent, args, filter, order_by.into(), None).await
+        let mut page = nested_connection(ctx, parent, args, filter, order_by.into(), None).await?;
+        if unfiltered {
+            // Every link counts: the case row keeps that number in the transaction that
+            // links (and archival sets it to 0 with the links gone).
+            page.additional_fields = ConnectionTotal(Total::Known(self.0.detection_count.into()));
+        }
+        Ok(page)
     }
 
     /// The MITRE ATT&CK tactics and techniques of the case's detections, by tactic id.

@@ -7,14 +7,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::db::schema::{case_detections, detections};
 use crate::models::ids::{CaseId, DetectionId, TenantId};
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = case_detections)]
-struct NewLink {
-    case_id: CaseId,
-    detection_id: DetectionId,
-    tenant_id: TenantId,
-}
-
 /// Which of `ids` the case already holds.
 pub async fn linked_among(
     conn: &mut AsyncPgConnection,
@@ -29,27 +21,42 @@ pub async fn linked_among(
         .await
 }
 
-/// Links the detections to the case; links that exist already are left alone.
+/// Links the detections of the tenant among `ids` to the case; links that exist already
+/// are left alone. The only way links are written: each link copies its detection's sort
+/// keys (observed, ingested, risk score, rule key) in the statement that inserts it, so a
+/// case's detection page is a range scan of the link's index in every order.
 pub async fn add(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     case: CaseId,
     ids: &[DetectionId],
 ) -> QueryResult<usize> {
-    let rows: Vec<NewLink> = ids
-        .iter()
-        .map(|&detection_id| NewLink { case_id: case, detection_id, tenant_id: tenant })
-        .collect();
-    let mut added = 0;
-    // Stay well below PostgreSQL's 65,535 bind parameters per statement.
-    for chunk in rows.chunks(5_000) {
-        added += diesel::insert_into(case_detections::table)
-            .values(chunk)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-    }
-    Ok(added)
+    let source = detections::table
+        .filter(detections::tenant_id.eq(tenant))
+        .filter(detections::id.eq_any(ids))
+        .select((
+            case.into_sql::<diesel::sql_types::Uuid>(),
+            detections::id,
+            detections::tenant_id,
+            detections::observed_at,
+            detections::ingested_at,
+            detections::risk_score,
+            detections::rule_name_key,
+        ));
+    diesel::insert_into(case_detections::table)
+        .values(source)
+        .into_columns((
+            case_detections::case_id,
+            case_detections::detection_id,
+            case_detections::tenant_id,
+            case_detections::observed_at,
+            case_detections::ingested_at,
+            case_detections::risk_score,
+            case_detections::rule_name_key,
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
 }
 
 /// Removes these detections from the case.

@@ -108,6 +108,21 @@ where
     Ok(done)
 }
 
+/// Rewrites the rule keys the links copied from their detections (`links::add`) where a
+/// re-key changed them, so a case's detection page by rule stays in the rule key's order.
+/// Runs after [`run`] once the links carry the key (migration `2026-11-30-000008`).
+pub fn resync_links<C>(conn: &mut C) -> QueryResult<usize>
+where
+    C: LoadConnection<Backend = Pg>,
+{
+    diesel::sql_query(
+        "UPDATE case_detections cd SET rule_name_key = d.rule_name_key FROM detections d \
+         WHERE d.tenant_id = cd.tenant_id AND d.id = cd.detection_id \
+         AND cd.rule_name_key IS DISTINCT FROM d.rule_name_key",
+    )
+    .execute(conn)
+}
+
 /// The desired key of each row of a unique key column, oldest row first.
 fn rekey_unique<C>(
     conn: &mut C,

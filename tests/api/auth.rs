@@ -58,10 +58,13 @@ async fn a_revoked_token_is_unauthenticated_and_others_still_work() {
     let bearer = format!("Bearer {secret}");
     assert_eq!(status_and_code(&app, Some(&bearer)).await.0, 200);
 
+    // Revoked in the database (as another server would): refused within the token
+    // cache's lifetime.
     let mut conn = app.conn().await;
     let revoked =
         tokens::revoke(&mut conn, app.tenant_id, token_id).await.expect("query").expect("token");
     assert!(revoked.revoked_at.is_some());
+    tokio::time::sleep(casefile::auth::cache::LIFETIME).await;
 
     let (status, code, _) = status_and_code(&app, Some(&bearer)).await;
     assert_eq!((status, code), (401, json!("UNAUTHENTICATED")));
@@ -113,4 +116,48 @@ async fn an_ingest_token_may_ask_who_it_is_but_not_read_the_tenant() {
     assert_eq!((status, body["data"]["viewer"]["role"].clone()), (200, json!("INGEST")));
     let (_, body) = app.graphql(&token, "{ tenant { name } }", json!({})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_token_revoked_through_the_api_is_refused_at_once_on_this_server() {
+    use casefile::graphql::ids::{self, Kind};
+
+    let app = TestApp::new().await;
+    let (token_id, secret) = app.admin_token_expiring(Utc::now() + Duration::days(1)).await;
+    let bearer = format!("Bearer {secret}");
+    // Seen once: the token cache now holds it.
+    assert_eq!(status_and_code(&app, Some(&bearer)).await.0, 200);
+
+    let id = ids::encode(Kind::ApiToken, token_id.0).to_string();
+    let body =
+        app.mutate(&app.admin_token, "revokeApiToken", json!({ "tokenId": id }), "tokenId").await;
+    assert_eq!(body["data"]["revokeApiToken"]["tokenId"], json!(id), "{body}");
+
+    let (status, code, _) = status_and_code(&app, Some(&bearer)).await;
+    assert_eq!((status, code), (401, json!("UNAUTHENTICATED")));
+}
+
+#[tokio::test]
+async fn a_revocation_made_elsewhere_takes_effect_within_the_caches_lifetime() {
+    use casefile::auth::cache::LIFETIME;
+
+    let app = TestApp::new().await;
+    let (token_id, secret) = app.admin_token_expiring(Utc::now() + Duration::days(1)).await;
+    let bearer = format!("Bearer {secret}");
+    assert_eq!(status_and_code(&app, Some(&bearer)).await.0, 200);
+    let revoked_at = std::time::Instant::now();
+    let mut conn = app.conn().await;
+    tokens::revoke(&mut conn, app.tenant_id, token_id).await.expect("query").expect("token");
+    // Until the cached entry ages out the token may still answer; after it, never.
+    loop {
+        let (status, code, _) = status_and_code(&app, Some(&bearer)).await;
+        if status == 401 {
+            assert_eq!(code, json!("UNAUTHENTICATED"));
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(revoked_at.elapsed() < LIFETIME, "still served {:?} after", revoked_at.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(LIFETIME <= std::time::Duration::from_secs(1));
 }

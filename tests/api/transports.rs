@@ -221,9 +221,11 @@ async fn an_internal_error_carries_a_request_id_of_its_own_on_both_transports() 
 async fn an_exhausted_pool_answers_unavailable_on_both_transports() {
     let app = TestApp::with_pool(1, Duration::from_millis(300)).await;
     let mut socket = ws::open(&app, &app.admin_token).await;
+    // A token this server has not seen: authenticating it needs the database.
+    let (_, fresh) = app.admin_token_expiring(chrono::Utc::now() + chrono::Duration::days(1)).await;
     let held = app.conn().await;
 
-    let (status, http) = app.graphql(&app.admin_token, "{ viewer { email } }", json!({})).await;
+    let (status, http) = app.graphql(&fresh, "{ viewer { email } }", json!({})).await;
     assert_eq!(status, 503, "{http}");
     assert_eq!(error_code(&http), Some("UNAVAILABLE"), "{http}");
 
@@ -255,6 +257,9 @@ async fn a_role_changed_in_the_database_applies_to_the_next_websocket_operation(
         .execute(&mut conn)
         .await
         .expect("promote");
+    // Changed in the database (as another server would): applies within the token
+    // cache's lifetime.
+    tokio::time::sleep(casefile::auth::cache::LIFETIME).await;
     let response = operation(&mut socket, "2", &create("two@example.test"), json!({})).await;
     assert_eq!(response["data"]["createUser"]["user"]["email"], "two@example.test", "{response}");
 
@@ -262,6 +267,7 @@ async fn a_role_changed_in_the_database_applies_to_the_next_websocket_operation(
         .execute(&mut conn)
         .await
         .expect("demote");
+    tokio::time::sleep(casefile::auth::cache::LIFETIME).await;
     let response = operation(&mut socket, "3", &create("three@example.test"), json!({})).await;
     assert_eq!(error_code(&response), Some("FORBIDDEN"), "{response}");
 }

@@ -121,6 +121,8 @@ async fn an_operation_after_the_token_was_revoked_closes_the_socket_with_4403() 
 
         let mut conn = app.conn().await;
         casefile::models::tokens::revoke(&mut conn, app.tenant_id, token_id).await.expect("revoke");
+        // Revoked in the database (as another server would): within the cache's lifetime.
+        tokio::time::sleep(casefile::auth::cache::LIFETIME).await;
         send(
             &mut socket,
             json!({ "id": "2", "type": start, "payload": { "query": "{ viewer { email } }" } }),

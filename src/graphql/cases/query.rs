@@ -86,10 +86,19 @@ pub async fn case_connection(
     viewer.require_read()?;
     let request = args.request(|text| order.decode_cursor(text))?;
     let mut conn = crate::graphql::conn(ctx).await?;
-    let page = cases::list::page(&mut conn, viewer.tenant_id, &filter, order, &request)
-        .await
-        .map_err(AppError::from)?;
+    let (page, total) = if ctx.look_ahead().field("totalCount").exists() {
+        // Asked for: counted by the statement that reads the page.
+        let (page, count) =
+            cases::list::page_and_count(&mut conn, viewer.tenant_id, &filter, order, &request)
+                .await
+                .map_err(AppError::from)?;
+        (page, Total::Known(count))
+    } else {
+        let page = cases::list::page(&mut conn, viewer.tenant_id, &filter, order, &request)
+            .await
+            .map_err(AppError::from)?;
+        (page, Total::List(ListCount::Cases(viewer.tenant_id, Box::new(filter))))
+    };
     drop(conn);
-    let total = Total::List(ListCount::Cases(viewer.tenant_id, Box::new(filter)));
     Ok(connection(page, &request, total, |c| order.cursor(c), Case))
 }

@@ -54,6 +54,17 @@ impl DetectionOrderField {
         }
     }
 
+    /// The same key as the link row carries it (`case_detections`, aliased `cd`): a
+    /// case's pages read the link's index for the order and stop after the page.
+    const fn link_key_sql(self) -> &'static str {
+        match self {
+            DetectionOrderField::ObservedAt => "cd.observed_at",
+            DetectionOrderField::IngestedAt => "cd.ingested_at",
+            DetectionOrderField::RiskScore => "cd.risk_score",
+            DetectionOrderField::RuleName => "cd.rule_name_key",
+        }
+    }
+
     const fn key_type(self) -> KeyType {
         match self {
             DetectionOrderField::RiskScore => KeyType::Int,
@@ -219,18 +230,66 @@ pub async fn pages_by_parent(
     order: DetectionOrder,
     request: &PageRequest,
 ) -> QueryResult<std::collections::HashMap<String, Page<Listed>>> {
-    let (from, parent) = parents.source();
-    let key = order.field.key_sql();
-    let mut inner = Sql::new(&format!(" FROM {from}"));
-    push_filter(&mut inner, tenant, filter);
-    parents.push_condition(&mut inner, parent);
-    page::push_after(&mut inner, key, "detections.id", order.direction, request);
-    let sort_text = if order.field == DetectionOrderField::RuleName { key } else { "NULL::text" };
-    let select = format!("detections.*, {sort_text} AS sort_text");
-    let sql = page::window(inner, &select, parent, key, "detections.id", order.direction, request);
+    let sql = pages_sql(tenant, parents, filter, order, request);
     let rows: Vec<Ranked> = sql.into_query().load(conn).await?;
     let rows = rows.into_iter().map(|r| (r.parent_key, r.listed)).collect();
     Ok(page::pages_by_parent(rows, request))
+}
+
+/// The statement of [`pages_by_parent`] (public for the plan tests).
+///
+/// Cases: for each case, a range scan of the link index of the order (the link carries
+/// its detection's sort keys) from the cursor on, joined to the detections and stopped
+/// after `limit + 1` rows that pass the filter; never a sort of all the case's links.
+/// Actors: the matching detections numbered per actor.
+pub fn pages_sql(
+    tenant: TenantId,
+    parents: &Parents,
+    filter: &DetectionFilter,
+    order: DetectionOrder,
+    request: &PageRequest,
+) -> Sql {
+    match parents {
+        Parents::Cases(ids) => case_pages_sql(tenant, ids, filter, order, request),
+        Parents::Actors(_) => {
+            let (from, parent) = parents.source();
+            let key = order.field.key_sql();
+            let mut inner = Sql::new(&format!(" FROM {from}"));
+            push_filter(&mut inner, tenant, filter);
+            parents.push_condition(&mut inner, parent);
+            page::push_after(&mut inner, key, "detections.id", order.direction, request);
+            let sort_text =
+                if order.field == DetectionOrderField::RuleName { key } else { "NULL::text" };
+            let select = format!("detections.*, {sort_text} AS sort_text");
+            page::window(inner, &select, parent, key, "detections.id", order.direction, request)
+        }
+    }
+}
+
+fn case_pages_sql(
+    tenant: TenantId,
+    cases: &[CaseId],
+    filter: &DetectionFilter,
+    order: DetectionOrder,
+    request: &PageRequest,
+) -> Sql {
+    let key = order.field.link_key_sql();
+    let sort_text = if order.field == DetectionOrderField::RuleName { key } else { "NULL::text" };
+    let mut sql = Sql::new("SELECT page.* FROM unnest(");
+    sql.bind(Bind::Uuids(cases.iter().map(|c| c.0).collect()));
+    sql.push(&format!(
+        "::uuid[]) WITH ORDINALITY AS p(case_id, ord) CROSS JOIN LATERAL (\
+         SELECT detections.*, {sort_text} AS sort_text, p.case_id::text AS parent_key, \
+         p.ord AS parent_ord, {key} AS page_key \
+         FROM case_detections cd JOIN detections \
+         ON detections.tenant_id = cd.tenant_id AND detections.id = cd.detection_id"
+    ));
+    push_filter(&mut sql, tenant, filter);
+    sql.push(" AND cd.case_id = p.case_id AND cd.tenant_id = ").bind(Bind::Uuid(tenant.0));
+    page::push_keyset(&mut sql, key, "cd.detection_id", order.direction, request);
+    let dir = page::scan_direction(order.direction, request).sql();
+    sql.push(&format!(") page ORDER BY page.parent_ord, page.page_key {dir}, page.id {dir}"));
+    sql
 }
 
 /// A count per parent.
