@@ -2,23 +2,52 @@
 
 pub mod cache;
 
+use std::net::IpAddr;
+
 use chrono::Utc;
+use uuid::Uuid;
 
 use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult};
+use crate::models::events::{ActorType, Origin};
 use crate::models::ids::{TenantId, TokenId, UserId};
 use crate::models::{tokens, users::Role};
 
-/// The authenticated caller of one request.
+/// The authenticated caller of one request, and where the request came from (which the
+/// change record keeps with every event the request writes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Viewer {
     pub user_id: UserId,
     pub tenant_id: TenantId,
     pub role: Role,
     pub token_id: TokenId,
+    /// The id of the request (or WebSocket operation), set by the transport.
+    pub request_id: Option<Uuid>,
+    /// The TCP peer of the connection, set by the transport.
+    pub client_address: Option<IpAddr>,
 }
 
 impl Viewer {
+    /// Who the change record names for this viewer's changes: `API_CLIENT` for tokens of
+    /// INGEST users, `USER` for every other token.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            actor: Some(self.user_id),
+            actor_type: if self.role == Role::Ingest {
+                ActorType::ApiClient
+            } else {
+                ActorType::User
+            },
+            request_id: self.request_id,
+            client_address: self.client_address,
+        }
+    }
+
+    /// The same viewer, connected from `address`.
+    pub fn with_client_address(self, address: Option<IpAddr>) -> Self {
+        Viewer { client_address: address, ..self }
+    }
+
     /// Fails with `FORBIDDEN` unless the viewer's role is one of `roles`.
     pub fn require(&self, roles: &[Role]) -> AppResult<()> {
         if roles.contains(&self.role) { Ok(()) } else { Err(AppError::Forbidden) }
@@ -58,8 +87,15 @@ pub async fn authenticate(db: &DbPool, authorization: Option<&str>) -> AppResult
     if token.last_used_at.is_none_or(|at| now - at > chrono::Duration::minutes(1)) {
         tokens::touch(&mut conn, token.id).await?;
     }
-    let viewer =
-        Viewer { user_id: user.id, tenant_id: user.tenant_id, role: user.role, token_id: token.id };
+    // Cached without the request's id and address: the transport sets those per request.
+    let viewer = Viewer {
+        user_id: user.id,
+        tenant_id: user.tenant_id,
+        role: user.role,
+        token_id: token.id,
+        request_id: None,
+        client_address: None,
+    };
     cache::shared().put(hash, viewer, token.expires_at, std::time::Instant::now());
     Ok(viewer)
 }

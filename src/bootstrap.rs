@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
+use crate::domain::admin;
+use crate::models::events::{self, Origin};
 use crate::models::ids::UserId;
 use crate::models::users::{NewUser, Role};
 use crate::models::{database, tenants, tokens, users};
@@ -39,7 +41,13 @@ pub async fn run(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Option<Str
             },
         )
         .await?;
-        let (_, secret) = tokens::create(conn, &admin, "bootstrap", None).await?;
+        let (token, secret) = tokens::create(conn, &admin, "bootstrap", None).await?;
+        let events = vec![
+            admin::tenant_created(&tenant),
+            admin::user_created(&admin),
+            admin::token_created(token, &admin, "bootstrap", None),
+        ];
+        events::append(conn, tenant.id, &Origin::system(), events).await?;
         Ok(Some(secret))
     })
     .await

@@ -10,6 +10,10 @@ use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
 use crate::db::{Database, migrations};
 use crate::domain::seed::Scale;
 use crate::graphql::ids::{self, Kind};
+use diesel_async::AsyncConnection as _;
+
+use crate::domain::admin;
+use crate::models::events::{self, Origin};
 use crate::models::ids::{TenantId, UserId};
 use crate::models::tenants::{self, License};
 use crate::models::tokens;
@@ -168,7 +172,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Tenant { action: TenantAction::Create { name, licenses } }) => {
             let name = bounded_text(&name, "--name", 100)?;
             let tenant = with_database(&cli.database, |mut conn| async move {
-                Ok(tenants::insert(&mut conn, &tenants::NewTenant::new(&name, &licenses)).await?)
+                Ok(conn
+                    .transaction(async |conn| {
+                        let tenant =
+                            tenants::insert(conn, &tenants::NewTenant::new(&name, &licenses))
+                                .await?;
+                        let event = admin::tenant_created(&tenant);
+                        events::append(conn, tenant.id, &Origin::system(), vec![event]).await?;
+                        Ok::<_, diesel::result::Error>(tenant)
+                    })
+                    .await?)
             })
             .await
             .context("creating the tenant (names are unique, ignoring case)")?;
@@ -196,9 +209,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     display_name: &display_name,
                     role,
                 };
-                users::insert(&mut conn, &new)
-                    .await
-                    .context("creating the user (emails are unique per tenant)")
+                conn.transaction(async |conn| {
+                    let user = users::insert(conn, &new).await?;
+                    let event = admin::user_created(&user);
+                    events::append(conn, tenant_id, &Origin::system(), vec![event]).await?;
+                    Ok::<_, diesel::result::Error>(user)
+                })
+                .await
+                .context("creating the user (emails are unique per tenant)")
             })
             .await?;
             println!("{}", json!({ "userId": ids::encode(Kind::User, user.id.0).0 }));
@@ -217,7 +235,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let Some(user) = users::find_any(&mut conn, user_id).await? else {
                     bail!("no user has the id {user}");
                 };
-                Ok(tokens::create(&mut conn, &user, &name, expires_at).await?)
+                conn.transaction(async |conn| {
+                    let (id, secret) = tokens::create(conn, &user, &name, expires_at).await?;
+                    let event = admin::token_created(id, &user, &name, expires_at);
+                    events::append(conn, user.tenant_id, &Origin::system(), vec![event]).await?;
+                    Ok::<_, diesel::result::Error>((id, secret))
+                })
+                .await
+                .map_err(Into::into)
             })
             .await?;
             println!(

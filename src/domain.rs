@@ -4,8 +4,10 @@
 pub mod access;
 pub mod admin;
 pub mod case_detections;
+pub mod case_record;
 pub mod cases;
 pub mod ingest;
+pub mod record;
 pub mod seed;
 pub mod subjects;
 

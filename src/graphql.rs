@@ -132,6 +132,7 @@ pub fn selected_operation<'a>(
 /// `INTERNAL` errors carry. The loaders are added by [`operation::PerOperation`].
 pub fn request_data(viewer: Viewer, request_id: RequestId) -> async_graphql::Data {
     let mut data = async_graphql::Data::default();
+    let viewer = Viewer { request_id: uuid::Uuid::parse_str(&request_id.0).ok(), ..viewer };
     data.insert(viewer);
     data.insert(request_id);
     data

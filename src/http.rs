@@ -41,6 +41,20 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// The TCP peer of a request (`None` when the server was started without connect info).
+/// Trusted proxies and forwarded headers are not read (yet): this is the socket's peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(ClientAddress(peer.map(|info| info.0.ip().to_canonical())))
+    }
+}
+
 /// Gives each request a fresh id (a client-sent one is not trusted), a tracing span, and
 /// echoes the id in the response.
 async fn request_id(mut request: Request, next: Next) -> Response {

@@ -5,6 +5,7 @@ pub mod cases;
 pub mod database;
 pub mod detections;
 pub mod enums;
+pub mod events;
 pub mod fold;
 pub mod ids;
 pub mod links;

@@ -67,10 +67,12 @@ async fn run(
     tracing::info!(%address, ready_ms = started.elapsed().as_millis() as u64, "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let server =
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
     let mut stop_rx_grace = stop_rx.clone();
     tokio::select! {
         result = server => result.context("serving HTTP")?,

@@ -7,6 +7,35 @@ pub mod sql_types {
 }
 
 diesel::table! {
+    audit_events (tenant_id, sequence) {
+        tenant_id -> Uuid,
+        sequence -> Int8,
+        id -> Uuid,
+        at -> Timestamptz,
+        actor_id -> Nullable<Uuid>,
+        actor_type -> Text,
+        request_id -> Nullable<Text>,
+        client_address -> Nullable<Text>,
+        action -> Text,
+        case_id -> Nullable<Uuid>,
+        case_number -> Nullable<Int4>,
+        case_event_kind -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        changes -> Jsonb,
+        previous_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_heads (tenant_id) {
+        tenant_id -> Uuid,
+        last_sequence -> Int8,
+        last_hash -> Text,
+    }
+}
+
+diesel::table! {
     api_tokens (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -159,6 +188,8 @@ diesel::table! {
 }
 
 diesel::joinable!(api_tokens -> tenants (tenant_id));
+diesel::joinable!(audit_events -> tenants (tenant_id));
+diesel::joinable!(audit_heads -> tenants (tenant_id));
 diesel::joinable!(case_detections -> tenants (tenant_id));
 diesel::joinable!(cases -> tenants (tenant_id));
 diesel::joinable!(detections -> tenants (tenant_id));
@@ -167,6 +198,8 @@ diesel::joinable!(users -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
+    audit_events,
+    audit_heads,
     case_detections,
     cases,
     detections,

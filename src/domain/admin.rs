@@ -5,14 +5,19 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::auth::{self, Viewer};
 use crate::domain::access;
+use crate::domain::case_record::severity_name;
+use crate::domain::record::{Changes, global_id, record};
 use crate::domain::{is_email, on_constraint, required_text};
 use crate::error::{AppError, AppResult, Code};
+use crate::graphql::ids::Kind;
 use crate::models::cases;
 use crate::models::enums::Severity;
+use crate::models::events::NewEvent;
 use crate::models::ids::{TokenId, UserId};
 use crate::models::tenants::{self, PolicyChanges, Tenant};
 use crate::models::tokens;
 use crate::models::users::{self, NewUser, Role, User, UserChanges};
+use serde_json::Value;
 
 /// Creates a user of the viewer's tenant.
 pub async fn create_user(
@@ -35,14 +40,59 @@ pub async fn create_user(
         display_name: &display_name,
         role,
     };
-    users::insert(conn, &new).await.map_err(|error| {
-        on_constraint(error, users::EMAIL_UNIQUE, || {
-            AppError::Rule(
-                Code::NameTaken,
-                format!("a user with the e-mail {email} exists already"),
-            )
-        })
+    let viewer = *viewer;
+    conn.transaction(async |conn| {
+        let user = users::insert(conn, &new).await.map_err(|error| {
+            on_constraint(error, users::EMAIL_UNIQUE, || {
+                AppError::Rule(
+                    Code::NameTaken,
+                    format!("a user with the e-mail {email} exists already"),
+                )
+            })
+        })?;
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![user_created(&user)]).await?;
+        Ok(user)
     })
+    .await
+}
+
+/// `user.created`: the new user's e-mail, display name, role and activity.
+pub fn user_created(user: &User) -> NewEvent {
+    NewEvent::new("user.created").target(global_id(Kind::User, user.id.0)).changes(
+        Changes::new()
+            .field("email", Value::Null, &user.email)
+            .field("displayName", Value::Null, &user.display_name)
+            .field("role", Value::Null, user.role.as_str())
+            .field("active", Value::Null, user.active)
+            .into_value(),
+    )
+}
+
+/// `tenant.created`: the new tenant's name and licenses.
+pub fn tenant_created(tenant: &Tenant) -> NewEvent {
+    let licenses: Vec<&str> = tenant.licenses.iter().flatten().map(|l| l.as_str()).collect();
+    NewEvent::new("tenant.created").target(global_id(Kind::Tenant, tenant.id.0)).changes(
+        Changes::new()
+            .field("name", Value::Null, &tenant.name)
+            .field("licenses", Value::Null, licenses)
+            .into_value(),
+    )
+}
+
+/// `token.created`: the token's owner, name and expiry (never its secret).
+pub fn token_created(
+    id: TokenId,
+    owner: &User,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> NewEvent {
+    NewEvent::new("token.created").target(global_id(Kind::ApiToken, id.0)).changes(
+        Changes::new()
+            .field("user", Value::Null, global_id(Kind::User, owner.id.0))
+            .field("name", Value::Null, name)
+            .field("expiresAt", Value::Null, expires_at)
+            .into_value(),
+    )
 }
 
 /// What `updateUser` asks for: `None` leaves a field alone.
@@ -95,13 +145,23 @@ pub async fn update_user(
             };
             return Err(AppError::validation(field, message));
         }
-        let user =
+        let updated =
             users::update(conn, tenant, id, &changes).await?.ok_or(AppError::NotFound("user"))?;
         if let Some(display_name) = &changes.display_name {
             // The case list's ASSIGNEE order reads the name kept on each case row.
             cases::set_assignee_sort(conn, tenant, id, display_name).await?;
         }
-        Ok(user)
+        let diff = Changes::new()
+            .diff("displayName", &user.display_name, &updated.display_name)
+            .diff("role", user.role.as_str(), updated.role.as_str())
+            .diff("active", user.active, updated.active);
+        if !diff.is_empty() {
+            let event = NewEvent::new("user.updated")
+                .target(global_id(Kind::User, updated.id.0))
+                .changes(diff.into_value());
+            record(conn, tenant, &viewer.origin(), vec![event]).await?;
+        }
+        Ok(updated)
     })
     .await
     // The user's tokens answer with the new role (or not at all) here at once; on other
@@ -122,9 +182,16 @@ pub async fn create_token(
     if expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(AppError::validation("expiresAt", "an expiry lies in the future"));
     }
-    let owner =
-        users::find(conn, viewer.tenant_id, user).await?.ok_or(AppError::NotFound("user"))?;
-    Ok(tokens::create(conn, &owner, &name, expires_at).await?)
+    let viewer = *viewer;
+    conn.transaction(async |conn| {
+        let owner =
+            users::find(conn, viewer.tenant_id, user).await?.ok_or(AppError::NotFound("user"))?;
+        let (id, secret) = tokens::create(conn, &owner, &name, expires_at).await?;
+        let event = token_created(id, &owner, &name, expires_at);
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        Ok((id, secret))
+    })
+    .await
 }
 
 /// Revokes a token: an admin any of the tenant's, anyone else only their own.
@@ -141,7 +208,20 @@ pub async fn revoke_token(
             viewer.require(access::ADMINISTER)?;
         }
         let token = token.ok_or(AppError::NotFound("token"))?;
-        tokens::revoke(conn, viewer.tenant_id, token.id).await?;
+        let revoked = tokens::revoke(conn, viewer.tenant_id, token.id).await?;
+        if token.revoked_at.is_none()
+            && let Some(revoked) = revoked
+        {
+            let event = NewEvent::new("token.revoked")
+                .target(global_id(Kind::ApiToken, token.id.0))
+                .changes(
+                    Changes::new()
+                        .field("user", Value::Null, global_id(Kind::User, token.user_id.0))
+                        .field("revokedAt", Value::Null, revoked.revoked_at)
+                        .into_value(),
+                );
+            record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        }
         Ok(token.id)
     })
     .await
@@ -189,5 +269,31 @@ pub async fn update_policies(
         auto_case_enabled: draft.auto_case_enabled,
         auto_case_min_severity: draft.auto_case_min_severity,
     };
-    Ok(tenants::update_policies(conn, viewer.tenant_id, &changes).await?)
+    let viewer = *viewer;
+    conn.transaction(async |conn| {
+        let before =
+            tenants::lock(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
+        let after = tenants::update_policies(conn, viewer.tenant_id, &changes).await?;
+        let diff = Changes::new()
+            .diff("archiveAfterDays", before.archive_after_days, after.archive_after_days)
+            .diff(
+                "deleteResolvedAfterDays",
+                before.delete_resolved_after_days,
+                after.delete_resolved_after_days,
+            )
+            .diff("autoCaseEnabled", before.auto_case_enabled, after.auto_case_enabled)
+            .diff(
+                "autoCaseMinSeverity",
+                severity_name(Some(before.auto_case_min_severity)),
+                severity_name(Some(after.auto_case_min_severity)),
+            );
+        if !diff.is_empty() {
+            let event = NewEvent::new("tenant.policies_updated")
+                .target(global_id(Kind::Tenant, after.id.0))
+                .changes(diff.into_value());
+            record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        }
+        Ok(after)
+    })
+    .await
 }

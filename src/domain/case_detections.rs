@@ -6,11 +6,15 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::auth::Viewer;
 use crate::domain::access::{self, CaseAction};
+use crate::domain::case_record;
 use crate::domain::cases::lock;
+use crate::domain::record::{global_id, record};
 use crate::error::{AppError, AppResult, Code};
+use crate::graphql::ids::Kind;
 use crate::models::cases::{self, Case, CaseChanges};
 use crate::models::detections::{self, Detection};
 use crate::models::enums::CaseKind;
+use crate::models::events::{CaseEventKind, NewEvent};
 use crate::models::ids::{CaseId, DetectionId};
 use crate::models::links;
 
@@ -104,7 +108,10 @@ pub async fn add(
         links::add(conn, viewer.tenant_id, case.id, &new).await?;
         let mut changes = CaseChanges::default();
         changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
-        Ok(cases::update(conn, case.id, Some(viewer.user_id), &changes).await?)
+        let updated = cases::update(conn, case.id, Some(viewer.user_id), &changes).await?;
+        let event = detections_event(&case, &updated, &new, true);
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        Ok(updated)
     })
     .await
 }
@@ -123,12 +130,35 @@ pub async fn remove(
         check_editable(&viewer, &case)?;
         let found = find_all(conn, &viewer, &ids).await?;
         let unique: Vec<DetectionId> = found.iter().map(|d| d.id).collect();
-        if links::remove(conn, case.id, &unique).await? == 0 {
+        let mut held = links::remove(conn, case.id, &unique).await?;
+        if held.is_empty() {
             return Ok(case);
         }
+        held.sort();
         let mut changes = CaseChanges::default();
         changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
-        Ok(cases::update(conn, case.id, Some(viewer.user_id), &changes).await?)
+        let updated = cases::update(conn, case.id, Some(viewer.user_id), &changes).await?;
+        let event = detections_event(&case, &updated, &held, false);
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        Ok(updated)
     })
     .await
+}
+
+/// `case.detections_added` / `case.detections_removed`: the detections' global ids and
+/// the case's changed fields (its detection count, and a severity raised by ingestion).
+pub(crate) fn detections_event(
+    before: &Case,
+    after: &Case,
+    ids: &[DetectionId],
+    added: bool,
+) -> NewEvent {
+    let (action, kind, fact) = if added {
+        ("case.detections_added", CaseEventKind::DetectionsAdded, "detectionsAdded")
+    } else {
+        ("case.detections_removed", CaseEventKind::DetectionsRemoved, "detectionsRemoved")
+    };
+    let ids: Vec<String> = ids.iter().map(|d| global_id(Kind::Detection, d.0)).collect();
+    let changes = case_record::diff(Some(before), after).fact(fact, ids);
+    case_record::event(action, kind, after, changes)
 }

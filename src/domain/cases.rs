@@ -5,14 +5,17 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::auth::Viewer;
 use crate::domain::access::{self, CaseAction};
-use crate::domain::{case_detections, on_constraint};
+use crate::domain::record::{Changes, record};
+use crate::domain::{case_detections, case_record, on_constraint};
 use crate::error::{AppError, AppResult, Code};
 use crate::models::cases::{self, Case, CaseChanges, NewCase, rules};
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
+use crate::models::events::CaseEventKind;
 use crate::models::fold::fold;
 use crate::models::ids::{CaseId, DetectionId, SubjectId, UserId};
 use crate::models::tenants::{self, License};
 use crate::models::{detections, links, subjects, users};
+use serde_json::Value;
 
 /// Most cases one `deleteCases` call may delete.
 pub const MAX_DELETE: usize = 100;
@@ -189,14 +192,19 @@ pub async fn create(
         let case = cases::insert(conn, &new)
             .await
             .map_err(|e| on_constraint(e, cases::NAME_KEY, || name_taken(&name)))?;
-        if found.is_empty() {
-            return Ok(case);
-        }
-        let ids: Vec<DetectionId> = found.iter().map(|d| d.id).collect();
-        links::add(conn, viewer.tenant_id, case.id, &ids).await?;
-        let mut changes = CaseChanges::default();
-        changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
-        Ok(cases::apply(conn, case.id, &changes).await?)
+        let case = if found.is_empty() {
+            case
+        } else {
+            let ids: Vec<DetectionId> = found.iter().map(|d| d.id).collect();
+            links::add(conn, viewer.tenant_id, case.id, &ids).await?;
+            let mut changes = CaseChanges::default();
+            changes.set_risk_counts(links::counts_by_severity(conn, case.id).await?);
+            cases::apply(conn, case.id, &changes).await?
+        };
+        let changes = case_record::diff(None, &case);
+        let event = case_record::event("case.created", CaseEventKind::Created, &case, changes);
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        Ok(case)
     })
     .await
 }
@@ -312,9 +320,12 @@ pub async fn update(
             return Ok(case);
         }
         let name = changes.name.clone().unwrap_or_default();
-        cases::update(conn, case.id, Some(viewer.user_id), &changes)
+        let updated = cases::update(conn, case.id, Some(viewer.user_id), &changes)
             .await
-            .map_err(|e| on_constraint(e, cases::NAME_KEY, || name_taken(&name)))
+            .map_err(|e| on_constraint(e, cases::NAME_KEY, || name_taken(&name)))?;
+        let events = case_record::updated(&case, &updated).into_iter().collect();
+        record(conn, viewer.tenant_id, &viewer.origin(), events).await?;
+        Ok(updated)
     })
     .await
 }
@@ -346,7 +357,12 @@ pub async fn resolve(
             ),
             ..CaseChanges::default()
         };
-        Ok(cases::update(conn, case.id, Some(viewer.user_id), &changes).await?)
+        let resolved = cases::update(conn, case.id, Some(viewer.user_id), &changes).await?;
+        let changes = case_record::diff(Some(&case), &resolved);
+        let event =
+            case_record::event("case.resolved", CaseEventKind::StatusChanged, &resolved, changes);
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        Ok(resolved)
     })
     .await
 }
@@ -374,7 +390,12 @@ pub async fn archive(
             ..CaseChanges::default()
         };
         changes.set_risk_counts([0; 6]);
-        Ok(cases::update(conn, case.id, Some(viewer.user_id), &changes).await?)
+        let archived = cases::update(conn, case.id, Some(viewer.user_id), &changes).await?;
+        let changes = case_record::diff(Some(&case), &archived);
+        let event =
+            case_record::event("case.archived", CaseEventKind::Archived, &archived, changes);
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        Ok(archived)
     })
     .await
 }
@@ -412,6 +433,10 @@ pub async fn delete(
         cases::delete_many(conn, &unique).await?;
         let before = Utc::now() - Duration::days(ORPHAN_DETECTION_AGE_DAYS);
         detections::delete_unheld_before(conn, &held, before).await?;
+        let mut found = found;
+        found.sort_by_key(|c| c.number);
+        let events = found.iter().map(deleted_event).collect();
+        record(conn, viewer.tenant_id, &viewer.origin(), events).await?;
         Ok(())
     })
     .await?;
@@ -442,7 +467,26 @@ pub async fn set_subject(
             subject_sort: Some(sort),
             ..CaseChanges::default()
         };
-        Ok(cases::update(conn, case.id, Some(viewer.user_id), &changes).await?)
+        let updated = cases::update(conn, case.id, Some(viewer.user_id), &changes).await?;
+        let changes = case_record::diff(Some(&case), &updated);
+        let event = case_record::event(
+            "case.subject_set",
+            CaseEventKind::SubjectChanged,
+            &updated,
+            changes,
+        );
+        record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        Ok(updated)
     })
     .await
+}
+
+/// The record of a deleted case: what it was (name, status, detection count); its
+/// description and findings go with it.
+pub(crate) fn deleted_event(case: &Case) -> crate::models::events::NewEvent {
+    let changes = Changes::new()
+        .field("name", &case.name, Value::Null)
+        .field("status", case.status.as_str(), Value::Null)
+        .field("detectionCount", case.detection_count, Value::Null);
+    case_record::event("case.deleted", CaseEventKind::Deleted, case, changes)
 }

@@ -9,11 +9,15 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 
 use crate::auth::Viewer;
+use crate::domain::record::{Changes, global_id, record};
 use crate::domain::{access, optional_text, required_text, violates};
+use crate::domain::{case_detections, case_record};
 use crate::error::{AppError, AppResult, Code};
+use crate::graphql::ids::Kind;
 use crate::models::cases::{self, Case, CaseChanges, NewCase, rules};
 use crate::models::detections::{self, Detection, MAX_INGEST, NewDetection, RAW_MAX_BYTES};
 use crate::models::enums::{CaseKind, CaseStatus, DetectionSource, FileAvailability, Severity};
+use crate::models::events::{CaseEventKind, NewEvent};
 use crate::models::ids::{CaseId, DetectionId};
 use crate::models::{links, tenants};
 
@@ -285,12 +289,13 @@ async fn store(
             .iter()
             .filter(|d| d.severity >= min && d.source.allowed_in_self_managed())
             .collect();
+        let mut events = Vec::new();
         let auto_cases = if tenant.auto_case_enabled && !candidates.is_empty() {
             // Filed under the tenant's lock: concurrent ingestions file one after the
             // other, and lock the tenant before any case, as case creation does.
             let tenant =
                 tenants::lock(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
-            file_auto_cases(conn, &tenant, &candidates).await?
+            file_auto_cases(conn, &tenant, &candidates, &mut events).await?
         } else {
             Vec::new()
         };
@@ -302,6 +307,19 @@ async fn store(
         let mut by_key: HashMap<(DetectionSource, String), Detection> =
             all.into_iter().map(|d| ((d.source, d.external_id.clone()), d)).collect();
         let detections = keys.iter().filter_map(|key| by_key.remove(key)).collect();
+        if !stored.is_empty() {
+            let ids: Vec<String> =
+                stored.iter().map(|d| global_id(Kind::Detection, d.id.0)).collect();
+            let cases: Vec<String> =
+                auto_cases.iter().map(|c| global_id(Kind::Case, c.id.0)).collect();
+            let changes = Changes::new()
+                .fact("accepted", stored.len())
+                .fact("duplicates", total - stored.len())
+                .fact("detectionIds", ids)
+                .fact("autoCaseIds", cases);
+            events.insert(0, NewEvent::new("detections.ingested").changes(changes.into_value()));
+        }
+        record(conn, viewer.tenant_id, &viewer.origin(), events).await?;
         Ok(IngestOutcome {
             accepted: stored.len(),
             duplicates: total - stored.len(),
@@ -319,6 +337,7 @@ async fn file_auto_cases(
     conn: &mut AsyncPgConnection,
     tenant: &tenants::Tenant,
     candidates: &[&Detection],
+    events: &mut Vec<NewEvent>,
 ) -> AppResult<Vec<Case>> {
     let mut groups: Vec<((String, String), Vec<&Detection>)> = Vec::new();
     for &d in candidates {
@@ -347,11 +366,18 @@ async fn file_auto_cases(
             if case.severity.is_none_or(|severity| highest > severity) {
                 changes.severity = Some(highest.rank());
             }
+            let before = case;
             let case = if created {
-                cases::apply(conn, case.id, &changes).await?
+                cases::apply(conn, before.id, &changes).await?
             } else {
-                cases::update(conn, case.id, None, &changes).await?
+                cases::update(conn, before.id, None, &changes).await?
             };
+            events.push(if created {
+                let changes = case_record::diff(None, &case);
+                case_record::event("case.created", CaseEventKind::Created, &case, changes)
+            } else {
+                case_detections::detections_event(&before, &case, &ids, true)
+            });
             touched.retain(|c: &Case| c.id != case.id);
             touched.push(case);
         }

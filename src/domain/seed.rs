@@ -15,9 +15,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
+use crate::domain::record::{Changes, record};
+use crate::error::AppError;
 use crate::models::cases::{self as case_rows, rules};
 use crate::models::enums::{CaseKind, CaseStatus, DetectionSource, Resolution, Severity};
+use crate::models::events::{NewEvent, Origin};
 use crate::models::fold::fold;
+use crate::models::ids::TenantId;
 use crate::models::seed::{
     self, CaseRows, DetectionRows, LinkRows, SubjectRows, TenantRows, UserRows,
 };
@@ -759,11 +763,13 @@ async fn write_tenant(
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<SeededTenant> {
     let tenant = t.summary.id;
+    let seed_no = options.seed;
     conn.transaction(async |conn| {
         seed::insert_tenants(conn, &t.tenants).await?;
         seed::insert_users(conn, tenant, &t.users).await?;
         seed::insert_subjects(conn, tenant, &t.subjects).await?;
-        diesel::QueryResult::Ok(())
+        let rows = 1 + t.users.id.len() + t.subjects.id.len();
+        batch_event(conn, tenant, seed_no, "tenant, users, subjects", 0, rows).await
     })
     .await?;
     progress(&format!(
@@ -776,13 +782,21 @@ async fn write_tenant(
     for start in (0..t.detections.len()).step_by(b) {
         let end = (start + b).min(t.detections.len());
         let part = slice_detections(&t.detections, start, end);
-        conn.transaction(async |conn| seed::insert_detections(conn, tenant, &part).await).await?;
+        conn.transaction(async |conn| {
+            seed::insert_detections(conn, tenant, &part).await?;
+            batch_event(conn, tenant, seed_no, "detections", start, end).await
+        })
+        .await?;
         progress(&format!("{}: detections {end}/{}", t.summary.name, t.detections.len()));
     }
     for start in (0..t.cases.len()).step_by(b) {
         let end = (start + b).min(t.cases.len());
         let part = slice_cases(&t.cases, start, end);
-        conn.transaction(async |conn| seed::insert_cases(conn, tenant, &part).await).await?;
+        conn.transaction(async |conn| {
+            seed::insert_cases(conn, tenant, &part).await?;
+            batch_event(conn, tenant, seed_no, "cases", start, end).await
+        })
+        .await?;
         progress(&format!("{}: cases {end}/{}", t.summary.name, t.cases.len()));
     }
     for start in (0..t.links.len()).step_by(b) {
@@ -792,10 +806,35 @@ async fn write_tenant(
             detection_id: t.links.detection_id[start..end].to_vec(),
             added_at: t.links.added_at[start..end].to_vec(),
         };
-        conn.transaction(async |conn| seed::insert_links(conn, tenant, &part).await).await?;
+        conn.transaction(async |conn| {
+            seed::insert_links(conn, tenant, &part).await?;
+            batch_event(conn, tenant, seed_no, "links", start, end).await
+        })
+        .await?;
         progress(&format!("{}: links {end}/{}", t.summary.name, t.links.len()));
     }
     Ok(t.summary.clone())
+}
+
+/// Records one batch in the tenant's change record, as the last write of the batch's
+/// transaction: one `SYSTEM` event `data.seeded` naming the rows written.
+async fn batch_event(
+    conn: &mut AsyncPgConnection,
+    tenant: uuid::Uuid,
+    seed: u64,
+    rows: &str,
+    start: usize,
+    end: usize,
+) -> Result<(), AppError> {
+    let changes = Changes::new()
+        .fact("seed", seed)
+        .fact("rows", rows)
+        .fact("from", start)
+        .fact("to", end)
+        .into_value();
+    let event = NewEvent::new("data.seeded").changes(changes);
+    record(conn, TenantId(tenant), &Origin::system(), vec![event]).await?;
+    Ok(())
 }
 
 macro_rules! slice_rows {

@@ -4,9 +4,13 @@ use chrono::NaiveDate;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::auth::Viewer;
+use crate::domain::record::{Changes, global_id, record};
 use crate::domain::{access, is_email, optional_text};
 use crate::error::{AppError, AppResult};
+use crate::graphql::ids::Kind;
+use crate::models::events::NewEvent;
 use crate::models::subjects::{self, Subject, SubjectChanges};
+use serde_json::{Value, json};
 
 /// What `upsertSubject` asks for: `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
@@ -76,10 +80,49 @@ pub async fn upsert(
         watchlists,
         notes: field(draft.notes, "notes", 10_000)?,
     };
-    let tenant = viewer.tenant_id;
+    let viewer = *viewer;
     conn.transaction(async |conn| {
-        let (subject, _) = subjects::upsert(conn, tenant, &username, &changes).await?;
+        let before = subjects::lock_by_username(conn, viewer.tenant_id, &username).await?;
+        let (subject, _) = subjects::upsert(conn, viewer.tenant_id, &username, &changes).await?;
+        let diff = subject_diff(before.as_ref(), &subject);
+        if !diff.is_empty() {
+            let event = NewEvent::new("subject.upserted")
+                .target(global_id(Kind::Subject, subject.id.0))
+                .changes(diff.into_value());
+            record(conn, viewer.tenant_id, &viewer.origin(), vec![event]).await?;
+        }
         Ok(subject)
     })
     .await
+}
+
+/// The subject's changed fields (all of a new subject's); notes only as digests.
+fn subject_diff(before: Option<&Subject>, after: &Subject) -> Changes {
+    let fields = |s: &Subject| {
+        let list: Vec<&str> = s.watchlists.iter().flatten().map(String::as_str).collect();
+        [
+            ("username", json!(s.username)),
+            ("displayName", json!(s.display_name)),
+            ("department", json!(s.department)),
+            ("title", json!(s.title)),
+            ("location", json!(s.location)),
+            ("managerUsername", json!(s.manager_username)),
+            ("departureDate", json!(s.departure_date)),
+            ("watchlists", json!(list)),
+        ]
+    };
+    let old = before.map(fields);
+    let mut changes = Changes::new();
+    for (n, (name, value)) in fields(after).into_iter().enumerate() {
+        let previous = old.as_ref().map_or(Value::Null, |o| o[n].1.clone());
+        let empty = value.is_null() || value.as_array().is_some_and(Vec::is_empty);
+        if previous != value && !(before.is_none() && empty) {
+            changes = changes.field(name, previous, value);
+        }
+    }
+    let notes_before = before.and_then(|b| b.notes.as_deref());
+    if notes_before != after.notes.as_deref() {
+        changes = changes.text("notes", notes_before, after.notes.as_deref());
+    }
+    changes
 }

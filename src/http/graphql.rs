@@ -20,9 +20,9 @@ use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, BAD_REQUEST};
 use crate::graphql::{request_data, selected_operation};
-use crate::http::RequestId;
 use crate::http::metrics::{OperationType, Outcome};
 use crate::http::negotiate::{ResponseType, response_type};
+use crate::http::{ClientAddress, RequestId};
 
 mod params;
 mod response;
@@ -34,6 +34,7 @@ use response::{error_body, json_response};
 pub async fn get(
     State(state): State<AppState>,
     request_id: RequestId,
+    client: ClientAddress,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -42,6 +43,7 @@ pub async fn get(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let viewer = viewer.with_client_address(client.0);
     let request = match params_from_query(query.as_deref().unwrap_or("")) {
         Ok(request) => request,
         Err(message) => {
@@ -63,6 +65,7 @@ pub async fn get(
 pub async fn post(
     State(state): State<AppState>,
     request_id: RequestId,
+    client: ClientAddress,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -71,6 +74,7 @@ pub async fn post(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    let viewer = viewer.with_client_address(client.0);
     let fail = |status, code, message: &str| {
         request_failure(&state, rt, &request_id, status, code, message, started)
     };

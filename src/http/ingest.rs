@@ -276,12 +276,17 @@ impl Chunk {
 pub async fn post(
     State(state): State<AppState>,
     request_id: RequestId,
+    client: crate::http::ClientAddress,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let viewer = match auth::authenticate(&state.db, authorization).await {
-        Ok(viewer) => viewer,
+        // The change record names the request and the client with each chunk's event.
+        Ok(viewer) => auth::Viewer {
+            request_id: uuid::Uuid::parse_str(&request_id.0).ok(),
+            ..viewer.with_client_address(client.0)
+        },
         Err(error) => return error_response(&error, &request_id),
     };
     if let Err(error) = viewer.require(access::INGEST) {

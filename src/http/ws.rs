@@ -21,12 +21,14 @@ use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::error::{AppError, RequestId};
 use crate::graphql::{CasefileSchema, errors, request_data};
+use crate::http::ClientAddress;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn handler(
     State(state): State<AppState>,
+    client: ClientAddress,
     headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
@@ -34,7 +36,7 @@ pub async fn handler(
     let legacy = is_legacy(&headers);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve(state, protocol, legacy, socket))
+        .on_upgrade(move |socket| serve(state, protocol, legacy, client, socket))
 }
 
 /// Whether the client chose the legacy `graphql-ws` subprotocol (subscriptions-transport-ws):
@@ -50,7 +52,13 @@ fn is_legacy(headers: &HeaderMap) -> bool {
         .is_some_and(|p| p == WebSocketProtocols::SubscriptionsTransportWS.sec_websocket_protocol())
 }
 
-async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket: WebSocket) {
+async fn serve(
+    state: AppState,
+    protocol: GraphQLProtocol,
+    legacy: bool,
+    client: ClientAddress,
+    socket: WebSocket,
+) {
     let _open = state.metrics.websocket_opened();
     let (mut sink, mut stream) = socket.split();
 
@@ -80,7 +88,7 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
     let authorization =
         parsed.pointer("/payload/authorization").and_then(Value::as_str).map(str::to_owned);
     let viewer = match auth::authenticate(&state.db, authorization.as_deref()).await {
-        Ok(viewer) => viewer,
+        Ok(viewer) => viewer.with_client_address(client.0),
         Err(error) => {
             let _ = refuse(&mut sink, &error, legacy).await;
             return;
@@ -115,7 +123,8 @@ async fn serve(state: AppState, protocol: GraphQLProtocol, legacy: bool, socket:
                         return None;
                     }
                     // async-graphql starts the operation as soon as it reads this message.
-                    *lock(&current) = viewer.map_err(Arc::new);
+                    *lock(&current) =
+                        viewer.map(|v| v.with_client_address(client.0)).map_err(Arc::new);
                 }
                 Some(message)
             }

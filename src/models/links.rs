@@ -59,18 +59,19 @@ pub async fn add(
         .await
 }
 
-/// Removes these detections from the case.
+/// Removes these detections from the case; returns those it held.
 pub async fn remove(
     conn: &mut AsyncPgConnection,
     case: CaseId,
     ids: &[DetectionId],
-) -> QueryResult<usize> {
+) -> QueryResult<Vec<DetectionId>> {
     diesel::delete(
         case_detections::table
             .filter(case_detections::case_id.eq(case))
             .filter(case_detections::detection_id.eq_any(ids)),
     )
-    .execute(conn)
+    .returning(case_detections::detection_id)
+    .get_results(conn)
     .await
 }
 

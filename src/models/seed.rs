@@ -291,7 +291,9 @@ pub async fn insert_cases(
     .await
 }
 
-/// Links between cases and detections of one tenant.
+/// Links between cases and detections of one tenant. Each link gets its detection's sort
+/// keys (observed_at, ingested_at, risk_score, rule_name_key) from the detection's row in
+/// the inserting statement, as `links::add` does.
 #[derive(Debug, Default)]
 pub struct LinkRows {
     pub case_id: Vec<uuid::Uuid>,
@@ -315,8 +317,12 @@ pub async fn insert_links(
     rows: &LinkRows,
 ) -> QueryResult {
     diesel::sql_query(
-        "INSERT INTO case_detections (tenant_id, case_id, detection_id, added_at) \
-         SELECT $1, * FROM unnest($2, $3, $4)",
+        "INSERT INTO case_detections (tenant_id, case_id, detection_id, added_at, observed_at, \
+         ingested_at, risk_score, rule_name_key) \
+         SELECT $1, u.case_id, u.detection_id, u.added_at, d.observed_at, d.ingested_at, \
+         d.risk_score, d.rule_name_key \
+         FROM unnest($2, $3, $4) AS u(case_id, detection_id, added_at) \
+         JOIN detections d ON d.tenant_id = $1 AND d.id = u.detection_id",
     )
     .bind::<Uuid, _>(tenant)
     .bind::<Array<Uuid>, _>(&rows.case_id)

@@ -97,6 +97,22 @@ pub async fn upsert(
         .await
 }
 
+/// The tenant's subject with this username, ignoring case, locked until the transaction ends.
+pub async fn lock_by_username(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    username: &str,
+) -> QueryResult<Option<Subject>> {
+    subjects::table
+        .filter(subjects::tenant_id.eq(tenant))
+        .filter(subjects::username_key.eq(fold(username.trim())))
+        .select(Subject::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// The tenant's subject with this username, ignoring case.
 pub async fn find_by_username(
     conn: &mut AsyncPgConnection,

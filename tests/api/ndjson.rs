@@ -184,6 +184,14 @@ async fn a_body_of_2500_lines_is_stored_in_chunks() {
     assert_eq!(answer["accepted"], 2_500, "{answer}");
     assert_eq!(answer["rejected"], json!([]));
     assert_eq!(detection_total(&app).await, 2_500);
+    // One `detections.ingested` event per committed chunk of 1,000 lines.
+    let events = app.events(app.tenant_id).await;
+    let accepted: Vec<i64> = events
+        .iter()
+        .filter(|e| e.action == "detections.ingested")
+        .map(|e| e.changes["accepted"].as_i64().expect("accepted"))
+        .collect();
+    assert_eq!(accepted, vec![1_000, 1_000, 500]);
 }
 
 #[tokio::test]

@@ -200,6 +200,19 @@ async fn a_small_seed_keeps_every_invariant_the_api_keeps() {
         sizes[sizes.len() / 2]
     );
 
+    // Each link carries its detection's sort keys.
+    let stale: Digest = diesel::sql_query(
+        "SELECT count(*)::text AS digest FROM case_detections l JOIN detections d \
+         ON d.tenant_id = l.tenant_id AND d.id = l.detection_id WHERE l.tenant_id = $1 AND \
+         (l.observed_at, l.ingested_at, l.risk_score, l.rule_name_key) IS DISTINCT FROM \
+         (d.observed_at, d.ingested_at, d.risk_score, d.rule_name_key)",
+    )
+    .bind::<SqlUuid, _>(t.id)
+    .get_result(&mut conn)
+    .await
+    .expect("link keys");
+    assert_eq!(stale.digest, "0");
+
     // Detection keys.
     let keys: Vec<(
         String,
@@ -252,6 +265,15 @@ async fn a_small_seed_keeps_every_invariant_the_api_keeps() {
         .map(|k| summary[k].as_i64().expect("a count"))
         .sum();
     assert_eq!(sum, plan.largest_case as i64);
+
+    // One SYSTEM event per committed batch in the tenant's change record.
+    let events = app.events(casefile::models::ids::TenantId(t.id)).await;
+    let seeded: Vec<_> = events.iter().filter(|e| e.action == "data.seeded").collect();
+    let batch = options(7).batch;
+    let batches =
+        1 + plan.detections.div_ceil(batch) + plan.cases.div_ceil(batch) + t.links.div_ceil(batch);
+    assert_eq!(seeded.len(), batches);
+    assert!(seeded.iter().all(|e| e.actor_type == "SYSTEM" && e.actor_id.is_none()));
 
     // A seeded database refuses the same seed again, before writing anything.
     let error = seed::run(&mut conn, &options(7), &mut |_| {}).await.expect_err("seeded twice");

@@ -256,7 +256,11 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
         });
         Self {
             addr,
@@ -361,5 +365,23 @@ impl TestApp {
             .expect("query")
             .expect("admin");
         tokens::create(&mut conn, &admin, "expiring", Some(at)).await.expect("token")
+    }
+}
+
+impl TestApp {
+    /// The tenant's change record, oldest first, read straight from the database.
+    pub async fn events(&self, tenant: TenantId) -> Vec<casefile::models::events::Event> {
+        let mut conn = self.conn().await;
+        casefile::models::events::after(&mut conn, tenant, 0, 100_000).await.expect("events")
+    }
+
+    /// The events of the tenant after `sequence`, oldest first.
+    pub async fn events_after(
+        &self,
+        tenant: TenantId,
+        sequence: i64,
+    ) -> Vec<casefile::models::events::Event> {
+        let mut conn = self.conn().await;
+        casefile::models::events::after(&mut conn, tenant, sequence, 100_000).await.expect("events")
     }
 }

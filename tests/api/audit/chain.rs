@@ -1,0 +1,1 @@
+//! The hash chain: verification, tampering, checkpoints, concurrency.
