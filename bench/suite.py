@@ -441,7 +441,7 @@ SELECT detection_count FROM cases WHERE id = '{case_uuid}';
         started = time.time()
         run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", cluster.url(db), "-c",
              "\\copy detections (tenant_id, id, external_id, source, rule_name, rule_name_key, observed_at, "
-             "risk_score, device_hostname, device_hostname_key, device_ip, actor, actor_key) FROM STDIN WITH (FORMAT csv)"],
+             "risk_score, device_hostname, device_hostname_key, device_ip, actor, actor_key) FROM pstdin WITH (FORMAT csv)"],
             input=buf.getvalue())
         copy_rate = n / (time.time() - started)
         results["q4"] = {"rows": n, "ndjson": round(nd_rate), "ingestDetections": round(gq_rate), "copy": round(copy_rate),
