@@ -105,6 +105,8 @@ mod tests {
             tenant_id: TenantId(uuid::Uuid::new_v4()),
             role: Role::Analyst,
             token_id: TokenId(uuid::Uuid::new_v4()),
+            request_id: None,
+            client_address: None,
         }
     }
 
