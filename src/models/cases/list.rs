@@ -299,7 +299,7 @@ pub async fn page_and_count(
     push_filter(&mut sql, tenant, filter);
     page::push_keyset(&mut sql, order.field.key_sql(), "number", order.direction, request);
     let rows: Vec<Counted> = sql.into_query().load(conn).await?;
-    let total = match rows.first() {
+    let total = match rows.as_slice().first() {
         Some(row) => row.total_count,
         None => count(conn, tenant, filter).await?,
     };
