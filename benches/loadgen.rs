@@ -135,7 +135,10 @@ async fn run(args: Args) -> serde_json::Value {
                                 {
                                     Ok(())
                                 } else {
-                                    Err(format!("{status}: {}", text.chars().take(300).collect::<String>()))
+                                    Err(format!(
+                                        "{status}: {}",
+                                        text.chars().take(300).collect::<String>()
+                                    ))
                                 }
                             }
                             Err(e) => Err(e.to_string()),

@@ -35,6 +35,10 @@ async fn run_seed(conn: &mut AsyncPgConnection, seed: u64) -> Vec<SeededTenant> 
     seed::run(conn, &options(seed), &mut |_| {}).await.expect("seed")
 }
 
+/// A detection's rule name, hostname and actor, each with its stored key.
+type DetectionKeys =
+    (String, String, Option<String>, Option<String>, Option<String>, Option<String>);
+
 #[derive(QueryableByName)]
 struct LinkCount {
     #[diesel(sql_type = SqlUuid)]
@@ -214,14 +218,7 @@ async fn a_small_seed_keeps_every_invariant_the_api_keeps() {
     assert_eq!(stale.digest, "0");
 
     // Detection keys.
-    let keys: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = detections::table
+    let keys: Vec<DetectionKeys> = detections::table
         .filter(detections::tenant_id.eq(t.id))
         .select((
             detections::rule_name,
