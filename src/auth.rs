@@ -82,6 +82,7 @@ pub async fn authenticate(db: &DbPool, authorization: Option<&str>) -> AppResult
     if !token.is_active(Utc::now()) {
         return Err(AppError::Unauthenticated);
     }
+    // Cached without the request's id and address: the transport sets those per request.
     let viewer = Viewer {
         user_id: token.user_id,
         tenant_id: token.tenant_id,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::config::{DatabaseConfig, LogFormat, ServeConfig, StorageConfig};
 use crate::db::{Database, migrations};
+use crate::domain::seed::Scale;
 use crate::graphql::ids::{self, Kind};
 use diesel_async::AsyncConnection as _;
 
@@ -67,6 +68,9 @@ pub enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Fill the database with realistic data, deterministic from `--seed`; prints one
+    /// JSON object with an ADMIN token per tenant.
+    Seed(SeedArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +87,30 @@ fn parse_time(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.to_utc())
         .map_err(|e| format!("expected an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"))
+}
+
+/// What `casefile seed` writes.
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// small: one tenant to explore in seconds; medium: 10 tenants, 100,000 cases,
+    /// 1,000,000 detections; large: 1,000,000 cases in one tenant.
+    #[arg(long, value_enum, default_value_t = Scale::Small)]
+    pub scale: Scale,
+    /// The random seed: the same seed (and day) writes the same data.
+    #[arg(long, default_value_t = crate::domain::seed::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Cases per tenant instead of the scale's (the growth curve seeds 10k, 100k, 1M).
+    #[arg(long)]
+    pub cases: Option<usize>,
+    /// Detections per tenant instead of the scale's.
+    #[arg(long)]
+    pub detections: Option<usize>,
+    /// Times are relative to this instant (RFC 3339); default: the start of today (UTC).
+    #[arg(long)]
+    pub anchor: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rows per insert statement and per committed batch.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", json!({ "userId": ids::encode(Kind::User, user.id.0).0 }));
             Ok(())
         }
+        Some(Command::Seed(args)) => seed(&cli.database, args).await,
         Some(Command::Token { action: TokenAction::Create { user, name, expires_in_days } }) => {
             let user_id = UserId(parse_id(Kind::User, &user, "user")?);
             let name = bounded_text(&name, "--name", 100)?;
@@ -269,6 +298,60 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `casefile seed`: writes the data, then creates one ADMIN token per tenant.
+async fn seed(config: &DatabaseConfig, args: SeedArgs) -> anyhow::Result<()> {
+    use crate::domain::seed::{self, SeedOptions};
+    let mut plan = args.scale.plan();
+    if let Some(cases) = args.cases {
+        plan.cases = cases;
+    }
+    if let Some(detections) = args.detections {
+        plan.detections = detections;
+    }
+    let options = SeedOptions {
+        plan,
+        seed: args.seed,
+        anchor: args.anchor.unwrap_or_else(seed::today),
+        batch: args.batch,
+    };
+    let started = std::time::Instant::now();
+    let scale = args.scale;
+    let report = with_database(config, |mut conn| async move {
+        let mut progress = |line: &str| {
+            eprintln!("[{:>6.1} s] {line}", started.elapsed().as_secs_f64());
+        };
+        let seeded = seed::run(&mut conn, &options, &mut progress).await?;
+        let mut tenants = Vec::new();
+        for t in seeded {
+            let Some(admin) = users::find_any(&mut conn, UserId(t.admin_id)).await? else {
+                bail!("the seeded admin of {} is missing", t.name);
+            };
+            let (_, token) = tokens::create(&mut conn, &admin, "seed", None).await?;
+            tenants.push(json!({
+                "name": t.name,
+                "tenantId": ids::encode(Kind::Tenant, t.id).0,
+                "tenantUuid": t.id,
+                "adminToken": token,
+                "cases": t.cases,
+                "openCases": t.open_cases,
+                "detections": t.detections,
+                "links": t.links,
+                "largestCase": { "number": t.largest_case.0, "detections": t.largest_case.1 },
+            }));
+        }
+        Ok(json!({
+            "scale": format!("{scale:?}").to_lowercase(),
+            "seed": options.seed,
+            "anchor": options.anchor,
+            "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            "tenants": tenants,
+        }))
+    })
+    .await?;
+    println!("{report}");
+    Ok(())
 }
 
 /// The trimmed value of `flag`, which must have 1 to `max` characters (the columns' CHECKs).

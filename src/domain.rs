@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod messages;
 pub mod record;
 pub mod retention;
+pub mod seed;
 pub mod subjects;
 
 use crate::error::AppError;

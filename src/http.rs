@@ -7,6 +7,7 @@ pub mod files;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod ingest;
 pub mod metrics;
 pub mod negotiate;
 pub mod ws;
@@ -94,6 +95,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/graphql/ws", get(ws::handler))
         .route("/cases/{number}/export", get(export::handler))
         .merge(files::routes())
+        // Streamed without the request timeout: a long NDJSON body commits chunk by chunk.
+        .route("/ingest/detections", axum::routing::post(ingest::post))
         .merge(http)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::new())

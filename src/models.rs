@@ -14,6 +14,7 @@ pub mod live;
 pub mod messages;
 pub mod page;
 pub mod rekey;
+pub mod seed;
 pub mod sql;
 pub mod subjects;
 pub mod tenants;

@@ -198,6 +198,7 @@ fn check(tenant: crate::models::ids::TenantId, d: DetectionDraft) -> AppResult<N
 }
 
 /// Stores the new detections of `drafts` and files high-risk ones into automatic cases.
+/// All or nothing: one invalid draft fails the call.
 pub async fn ingest(
     conn: &mut AsyncPgConnection,
     viewer: &Viewer,
@@ -210,14 +211,70 @@ pub async fn ingest(
             format!("at most {MAX_INGEST} detections per call (got {})", drafts.len()),
         ));
     }
-    let total = drafts.len();
+    let mut rows: Vec<NewDetection> = Vec::with_capacity(drafts.len());
+    for (at, draft) in drafts.into_iter().enumerate() {
+        rows.push(
+            check(viewer.tenant_id, draft).map_err(|e| e.within(&format!("detections.{at}.")))?,
+        );
+    }
+    store(conn, viewer, rows).await
+}
+
+/// What one chunk of a bulk ingestion did: `ingest`'s outcome for the valid items, and
+/// each invalid item's place in the chunk with its error.
+#[derive(Debug)]
+pub struct ChunkOutcome {
+    pub outcome: IngestOutcome,
+    pub rejected: Vec<(usize, AppError)>,
+}
+
+/// Bulk ingestion (`POST /ingest/detections`): each draft is checked on its own, the
+/// valid ones stored as `ingest` stores them (idempotent, automatic cases) in one
+/// transaction, and the invalid ones reported with their place in `drafts`. A bad item
+/// never stops the good ones.
+pub async fn ingest_chunk(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    drafts: Vec<(usize, DetectionDraft)>,
+) -> AppResult<ChunkOutcome> {
+    viewer.require(access::INGEST)?;
+    if drafts.len() > MAX_INGEST {
+        return Err(AppError::validation(
+            "detections",
+            format!("at most {MAX_INGEST} detections per chunk (got {})", drafts.len()),
+        ));
+    }
+    let mut rows = Vec::with_capacity(drafts.len());
+    let mut rejected = Vec::new();
+    for (at, draft) in drafts {
+        match check(viewer.tenant_id, draft) {
+            Ok(row) => rows.push(row),
+            Err(error) => rejected.push((at, error)),
+        }
+    }
+    let outcome = if rows.is_empty() {
+        IngestOutcome { accepted: 0, duplicates: 0, detections: Vec::new(), auto_cases: Vec::new() }
+    } else {
+        store(conn, viewer, rows).await?
+    };
+    Ok(ChunkOutcome { outcome, rejected })
+}
+
+/// Stores checked rows (the first of each source and external id; the rest and those
+/// stored before count as duplicates) and files automatic cases, in one transaction.
+async fn store(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    checked: Vec<NewDetection>,
+) -> AppResult<IngestOutcome> {
+    let total = checked.len();
     let mut rows: Vec<NewDetection> = Vec::with_capacity(total);
     let mut keys: Vec<(DetectionSource, String)> = Vec::with_capacity(total);
-    for (at, draft) in drafts.into_iter().enumerate() {
-        let row =
-            check(viewer.tenant_id, draft).map_err(|e| e.within(&format!("detections.{at}.")))?;
+    let mut seen: std::collections::HashSet<(DetectionSource, String)> =
+        std::collections::HashSet::with_capacity(total);
+    for row in checked {
         let key = (row.source, row.external_id.clone());
-        if !keys.contains(&key) {
+        if seen.insert(key.clone()) {
             keys.push(key);
             rows.push(row);
         }
