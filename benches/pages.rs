@@ -70,12 +70,23 @@ fn main() -> anyhow::Result<()> {
             seed(&mut conn).await?;
             token
         };
-        let state = casefile::AppState::new(db, Limits::default(), dir.path().to_owned());
+        let storage = casefile::storage::Storage::local(&dir.path().join("evidence"))?;
+        let state = casefile::AppState::new(
+            db,
+            Limits::default(),
+            casefile::config::FileLimits::default(),
+            dir.path().to_owned(),
+            storage,
+        )?;
         let app = casefile::router(state, Duration::from_secs(60));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}/graphql", listener.local_addr()?);
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
         });
         Ok::<_, anyhow::Error>((endpoint, token))
     })?;
