@@ -111,3 +111,22 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
+
+/// An error as the REST endpoints (files, export, audit export, NDJSON ingest) answer it:
+/// the GraphQL error body of [`crate::graphql::errors::response`], with the code's status
+/// and, for `UNAUTHENTICATED`, a `WWW-Authenticate: Bearer` challenge.
+pub(crate) fn rest_error(
+    error: &crate::error::AppError,
+    request_id: &RequestId,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = crate::graphql::errors::response(error, request_id);
+    let mut response = (error.status(), axum::Json(body)).into_response();
+    if matches!(error, crate::error::AppError::Unauthenticated) {
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}

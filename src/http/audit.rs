@@ -4,7 +4,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures_util::stream;
@@ -101,22 +101,7 @@ fn parse_params(query: &str) -> Result<Params, AppError> {
 
 /// An error as the REST endpoints answer it: the GraphQL error shape, with its status.
 fn error_response(error: &AppError, request_id: &RequestId) -> Response {
-    let mut extensions = json!({ "code": error.code().as_str() });
-    if let AppError::Validation { field, .. } = error {
-        extensions["field"] = Value::String(field.clone());
-    }
-    if error.code() == crate::error::Code::Internal {
-        extensions["requestId"] = Value::String(request_id.0.clone());
-    }
-    let body =
-        json!({ "errors": [{ "message": error.public_message(), "extensions": extensions }] });
-    let mut response =
-        (error.status(), [(header::CONTENT_TYPE, "application/json")], body.to_string())
-            .into_response();
-    if matches!(error, AppError::Unauthenticated) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
+    crate::http::rest_error(error, request_id)
 }
 
 /// `GET /audit/export?format=ndjson|csv&from=<RFC 3339>&to=<RFC 3339>` (ADMIN).

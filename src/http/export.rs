@@ -9,11 +9,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::Utc;
 use futures_util::TryStreamExt as _;
 use serde_json::json;
@@ -27,7 +26,6 @@ use crate::domain::{self, audit};
 use crate::error::{AppError, AppResult};
 use crate::export::package::{self, Contents, Entry, Manifest, ManifestCase, Missing, Reader};
 use crate::export::{self, CaseSnapshot, Part, activity, names::FolderNamer, summary};
-use crate::graphql::errors;
 use crate::graphql::ids::{self, Kind};
 use crate::http::{ClientAddress, RequestId};
 use crate::models::events::Event;
@@ -53,12 +51,7 @@ pub async fn handler(
 
 /// An error as `{"errors":[{"message","extensions":{"code",…}}]}` with its HTTP status.
 pub fn error_response(error: &AppError, request_id: &RequestId) -> Response {
-    let body = errors::response(error, request_id);
-    let mut response = (error.status(), Json(body)).into_response();
-    if matches!(error, AppError::Unauthenticated) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
+    crate::http::rest_error(error, request_id)
 }
 
 async fn export(

@@ -242,8 +242,7 @@ fn parse_line(line_no: u64, bytes: &[u8]) -> Result<DetectionDraft, Rejected> {
 }
 
 fn error_response(error: &AppError, request_id: &RequestId) -> Response {
-    let code = error.code().as_str();
-    error_with(error.status(), code, &error.public_message(), request_id)
+    crate::http::rest_error(error, request_id)
 }
 
 fn error_with(status: StatusCode, code: &str, message: &str, request_id: &RequestId) -> Response {
