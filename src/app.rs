@@ -63,6 +63,7 @@ impl AppState {
             audit_key: audit_key.clone(),
             events: events.clone(),
             storage: storage.clone(),
+            webhooks: crate::config::WebhookConfig::default(),
         };
         let schema = graphql::build_with(Some(runtime), &limits, documents.clone());
         Self {
@@ -77,5 +78,18 @@ impl AppState {
             data_dir: Arc::new(data_dir),
             storage,
         }
+    }
+
+    /// The state with these webhook settings (the schema checks URLs with them).
+    pub fn with_webhooks(mut self, webhooks: crate::config::WebhookConfig) -> Self {
+        let runtime = graphql::Runtime {
+            db: self.db.clone(),
+            audit_key: self.audit_key.clone(),
+            events: self.events.clone(),
+            storage: self.storage.clone(),
+            webhooks,
+        };
+        self.schema = graphql::build_with(Some(runtime), &self.limits, self.documents.clone());
+        self
     }
 }

@@ -65,6 +65,42 @@ pub struct ServeConfig {
     /// the sweeper of stored contents); 0 turns them off on this server.
     #[arg(long, env = "CASEFILE_JOBS_INTERVAL_SECS", default_value_t = 300)]
     pub jobs_interval_secs: u64,
+
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+}
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookConfig {
+    /// Allow webhook URLs whose host is loopback, private, link-local or otherwise not
+    /// public (off: such URLs are refused at registration and at every delivery).
+    #[arg(long, env = "CASEFILE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+
+    /// Failures in a row after which an endpoint is disabled.
+    #[arg(long, env = "CASEFILE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub webhook_max_attempts: u32,
+
+    /// The first retry's wait in milliseconds; it doubles per failure, up to 10 minutes.
+    #[arg(long, env = "CASEFILE_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// Time limit, in seconds, to connect to an endpoint and, again, for its answer.
+    #[arg(long, env = "CASEFILE_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            webhook_allow_private: false,
+            webhook_max_attempts: 10,
+            webhook_retry_base_ms: 1_000,
+            webhook_timeout_secs: 10,
+        }
+    }
 }
 
 /// Where evidence file contents are kept.

@@ -32,6 +32,9 @@
 //!   until [`models::delivery::resume`] (e.g. a webhook disabled after too many failures
 //!   and enabled again resumes exactly where it stopped).
 
+pub mod address;
+pub mod webhooks;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,6 +259,7 @@ impl Worker {
                 let outcome = handler.handle(attempt, event).await;
                 if outcome == Outcome::Skipped {
                     position = event.sequence;
+                    failures = 0;
                     continue;
                 }
                 let mut conn = pool::get(&self.db).await?;

@@ -15,6 +15,7 @@ pub mod record;
 pub mod retention;
 pub mod seed;
 pub mod subjects;
+pub mod webhooks;
 
 use crate::error::AppError;
 

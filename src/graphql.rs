@@ -21,6 +21,7 @@ pub mod scalars;
 pub mod subjects;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
 use async_graphql::{Context, MergedObject, MergedSubscription, Positioned, Schema};
@@ -50,6 +51,7 @@ pub struct Query(
     subjects::SubjectQuery,
     users::UsersListQuery,
     audit::AuditQuery,
+    webhooks::WebhookQuery,
 );
 
 /// Everything a client changes. Each mutation takes one `input` and answers a payload
@@ -64,6 +66,7 @@ pub struct Mutation(
     detections::DetectionMutation,
     users::UserMutation,
     tenants::TenantMutation,
+    webhooks::WebhookMutation,
 );
 
 /// Everything a client follows live, over the WebSocket: events read from the change
@@ -80,6 +83,8 @@ pub struct Runtime {
     pub audit_key: Arc<AuditKey>,
     pub events: EventHub,
     pub storage: Storage,
+    /// How webhook URLs are checked (`CASEFILE_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhooks: crate::config::WebhookConfig,
 }
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
@@ -110,8 +115,8 @@ pub fn build_with(
         .extension(limits::QueryLimits::new(limits))
         .extension(documents::ValidationCache(documents));
     builder = describe_library_types(builder);
-    if let Some(Runtime { db, audit_key, events, storage }) = runtime {
-        builder = builder.data(db).data(audit_key).data(events).data(storage);
+    if let Some(Runtime { db, audit_key, events, storage, webhooks }) = runtime {
+        builder = builder.data(db).data(audit_key).data(events).data(storage).data(webhooks);
     }
     builder.finish()
 }
@@ -149,6 +154,16 @@ fn describe_library_types(
             "One page of a case's messages, oldest first: its messages (as `nodes`, or as \
              `edges` with their cursors), `pageInfo` to fetch the next or previous page, and \
              `totalCount` across all pages.",
+        )
+        .override_output_type_description::<Conn<webhooks::Webhook>>(
+            "One page of the tenant's webhooks, oldest first: its webhooks (as `nodes`, or as \
+             `edges` with their cursors), `pageInfo` to fetch the next page, and `totalCount` \
+             across all pages.",
+        )
+        .override_output_type_description::<Conn<webhooks::WebhookDelivery>>(
+            "One page of a webhook's delivery log, newest event first: its deliveries (as \
+             `nodes`, or as `edges` with their cursors), `pageInfo` to fetch the next (older) \
+             page, and `totalCount` across all pages.",
         )
         .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
             "A point in time: an RFC 3339 string with a time zone offset \

@@ -21,3 +21,4 @@ pub mod subjects;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;

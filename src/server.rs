@@ -58,7 +58,8 @@ async fn run(
         config.data_dir.clone(),
         storage.clone(),
         key,
-    );
+    )
+    .with_webhooks(serve.webhooks.clone());
     state.events.listen(db.url.clone());
     let jobs_metrics = state.metrics.jobs.clone();
     let events = state.events.clone();
@@ -96,7 +97,8 @@ async fn run(
         stop_rx.clone(),
     );
     // The delivery worker: webhooks and mail read the change record through it.
-    let handlers: Vec<std::sync::Arc<dyn crate::delivery::Handler>> = Vec::new();
+    let handlers: Vec<std::sync::Arc<dyn crate::delivery::Handler>> =
+        vec![crate::delivery::webhooks::WebhookHandler::new(pool.clone(), serve.webhooks.clone())];
     let delivery = crate::delivery::spawn(
         pool.clone(),
         events.wakeups(),

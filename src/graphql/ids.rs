@@ -18,6 +18,7 @@ pub enum Kind {
     ApiToken,
     AuditEvent,
     Message,
+    Webhook,
 }
 
 impl Kind {
@@ -31,10 +32,11 @@ impl Kind {
             Kind::ApiToken => "ApiToken",
             Kind::AuditEvent => "AuditEvent",
             Kind::Message => "Message",
+            Kind::Webhook => "Webhook",
         }
     }
 
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 9] = [
         Kind::Tenant,
         Kind::User,
         Kind::Case,
@@ -43,6 +45,7 @@ impl Kind {
         Kind::ApiToken,
         Kind::AuditEvent,
         Kind::Message,
+        Kind::Webhook,
     ];
 
     fn parse(prefix: &str) -> Option<Self> {

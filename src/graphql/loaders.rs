@@ -15,7 +15,9 @@ use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader, NestedMess
 use crate::models::detections::list::{EntityCount, TechniqueCount};
 use crate::models::events::{self, Event};
 use crate::models::ids::{CaseId, DetectionId, MessageId, SubjectId, TenantId, TokenId, UserId};
-use crate::models::{cases, detections, links, messages, subjects, tenants, tokens, users};
+use crate::models::{
+    cases, detections, links, messages, subjects, tenants, tokens, users, webhooks,
+};
 
 /// The loaders of one operation.
 pub struct Loaders {
@@ -37,6 +39,7 @@ pub struct Loaders {
     pub audit_events: DataLoader<AuditEventLoader>,
     pub messages: DataLoader<MessageLoader>,
     pub nested_messages: DataLoader<NestedMessageLoader>,
+    pub webhooks: DataLoader<WebhookLoader>,
     gate: Weak<Gate>,
 }
 
@@ -61,7 +64,8 @@ impl Loaders {
             activity: loader(ActivityLoader(scope.clone()), gate),
             audit_events: loader(AuditEventLoader(scope.clone()), gate),
             messages: loader(MessageLoader(scope.clone()), gate),
-            nested_messages: loader(NestedMessageLoader(scope), gate),
+            nested_messages: loader(NestedMessageLoader(scope.clone()), gate),
+            webhooks: loader(WebhookLoader(scope), gate),
             gate: Arc::downgrade(gate),
         }
     }
@@ -129,6 +133,10 @@ by_id_loader!(
 by_id_loader!(
     /// Messages of the viewer's tenant by id.
     MessageLoader, MessageId, messages::Message, messages::find_many
+);
+by_id_loader!(
+    /// Webhooks of the viewer's tenant by id.
+    WebhookLoader, uuid::Uuid, webhooks::Webhook, webhooks::find_many
 );
 by_id_loader!(
     /// Subjects of the viewer's tenant by id.

@@ -11,6 +11,7 @@ use crate::graphql::detections::Detection;
 use crate::graphql::messages::Message;
 use crate::graphql::subjects::Subject;
 use crate::graphql::users::{ApiToken, User};
+use crate::graphql::webhooks::Webhook;
 use crate::graphql::{Loaders, ids, tenants::Tenant, viewer_and_loaders};
 use crate::models::ids::{CaseId, DetectionId, MessageId, SubjectId, TenantId, TokenId, UserId};
 
@@ -29,6 +30,7 @@ pub enum Node {
     ApiToken(ApiToken),
     AuditEvent(AuditEvent),
     Message(Message),
+    Webhook(Webhook),
 }
 
 #[derive(Default)]
@@ -102,5 +104,10 @@ async fn load(viewer: &Viewer, loaders: &Loaders, id: &ID) -> async_graphql::Res
         ids::Kind::Message => {
             loaders.messages.load_one(MessageId(uuid)).await?.map(|m| Node::Message(Message(m)))
         }
+        // Webhooks are an ADMIN's.
+        ids::Kind::Webhook if viewer.role == crate::models::users::Role::Admin => {
+            loaders.webhooks.load_one(uuid).await?.map(|w| Node::Webhook(Webhook(w)))
+        }
+        ids::Kind::Webhook => None,
     })
 }

@@ -96,6 +96,8 @@ pub enum ListCount {
     Subjects(TenantId, SubjectFilter),
     Users(TenantId, Option<bool>),
     AuditEvents(TenantId, Box<crate::models::events::list::EventFilter>),
+    Webhooks(TenantId),
+    WebhookDeliveries(TenantId, uuid::Uuid),
 }
 
 /// The fields every connection has besides its edges.
@@ -150,6 +152,10 @@ async fn count_in_database(
         ListCount::Users(tenant, assignable) => users::count(conn, *tenant, *assignable).await,
         ListCount::AuditEvents(tenant, filter) => {
             crate::models::events::list::count(conn, *tenant, filter).await
+        }
+        ListCount::Webhooks(tenant) => crate::models::webhooks::count(conn, *tenant).await,
+        ListCount::WebhookDeliveries(tenant, webhook) => {
+            crate::models::webhooks::count_deliveries(conn, *tenant, *webhook).await
         }
     }
 }

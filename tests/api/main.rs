@@ -39,4 +39,5 @@ mod subjects;
 mod tenancy;
 mod transports;
 mod users;
+mod webhooks;
 mod websocket;

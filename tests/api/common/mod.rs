@@ -221,6 +221,9 @@ pub struct TestApp {
     pub statements: Arc<AtomicU64>,
     /// The server's fan-out of the change record.
     pub events: casefile::events::EventHub,
+    /// The delivery worker's stop switch and task, when the app runs one
+    /// ([`TestApp::with_webhooks`]); dropping the switch stops it too.
+    pub delivery: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 /// Another server on a [`TestApp`]'s database.
@@ -245,6 +248,46 @@ impl TestApp {
         Self::build(limits, FileLimits::default(), 8, Duration::from_secs(5)).await
     }
 
+    /// The app with these webhook settings, and a delivery worker with the webhook handler
+    /// running beside it (as `casefile serve` runs one).
+    pub async fn with_webhooks(config: casefile::config::WebhookConfig) -> Self {
+        let pool_wait = Duration::from_secs(5);
+        let mut app =
+            Self::build_with(Limits::default(), FileLimits::default(), 8, pool_wait, Some(&config))
+                .await;
+        app.start_delivery(config);
+        app
+    }
+
+    /// Starts a delivery worker with the webhook handler on this app's database (stopping
+    /// the one it had).
+    pub fn start_delivery(&mut self, config: casefile::config::WebhookConfig) {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let handlers: Vec<Arc<dyn casefile::delivery::Handler>> =
+            vec![casefile::delivery::webhooks::WebhookHandler::new(self.db.clone(), config)];
+        let worker = casefile::delivery::Config {
+            poll: Duration::from_millis(500),
+            ..casefile::delivery::Config::default()
+        };
+        let task = casefile::delivery::spawn(
+            self.db.clone(),
+            self.events.wakeups(),
+            handlers,
+            worker,
+            stop_rx,
+        )
+        .expect("a delivery worker");
+        self.delivery = Some((stop, task));
+    }
+
+    /// Stops the delivery worker (it finishes what is in flight and gives up its leases).
+    pub async fn stop_delivery(&mut self) {
+        if let Some((stop, task)) = self.delivery.take() {
+            let _ = stop.send(true);
+            task.await.expect("the delivery worker ends cleanly");
+        }
+    }
+
     /// The app with these limits of the file routes.
     pub async fn with_file_limits(files: FileLimits) -> Self {
         Self::build(Limits::default(), files, 8, Duration::from_secs(5)).await
@@ -260,6 +303,16 @@ impl TestApp {
         files: FileLimits,
         pool_size: usize,
         pool_wait: Duration,
+    ) -> Self {
+        Self::build_with(limits, files, pool_size, pool_wait, None).await
+    }
+
+    async fn build_with(
+        limits: Limits,
+        files: FileLimits,
+        pool_size: usize,
+        pool_wait: Duration,
+        webhooks: Option<&casefile::config::WebhookConfig>,
     ) -> Self {
         let database = fresh_database().await;
         let database_url = database.url.clone();
@@ -289,6 +342,10 @@ impl TestApp {
             storage.clone(),
         )
         .expect("app state");
+        let state = match webhooks {
+            Some(config) => state.with_webhooks(config.clone()),
+            None => state,
+        };
         state.events.listen(database_url.clone());
         let events = state.events.clone();
         let app = casefile::router(state, Duration::from_secs(30));
@@ -314,6 +371,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             statements,
             events,
+            delivery: None,
         }
     }
 
