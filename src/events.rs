@@ -57,6 +57,7 @@ struct Inner {
     feeds: Mutex<HashMap<TenantId, Feed>>,
     wake: mpsc::UnboundedSender<Wake>,
     reads: AtomicU64,
+    follows: AtomicU64,
     listening: AtomicBool,
     connects: AtomicU64,
     /// Counts notifications of any tenant (and reconnects, heartbeats): the delivery
@@ -89,6 +90,7 @@ impl EventHub {
             feeds: Mutex::new(HashMap::new()),
             wake,
             reads: AtomicU64::new(0),
+            follows: AtomicU64::new(0),
             listening: AtomicBool::new(false),
             connects: AtomicU64::new(0),
             signal: watch::Sender::new(0),
@@ -106,6 +108,12 @@ impl EventHub {
     /// How many reads of the log the hub has made for its broadcasts (not the replays).
     pub fn reads(&self) -> u64 {
         self.inner.reads.load(Ordering::Relaxed)
+    }
+
+    /// How many subscriptions have fixed their start in the log: each one gets every event
+    /// that commits after this count moves past it (tests wait on it instead of sleeping).
+    pub fn follows(&self) -> u64 {
+        self.inner.follows.load(Ordering::Relaxed)
     }
 
     /// Whether the `LISTEN` connection is up.
@@ -144,6 +152,7 @@ impl EventHub {
             Some(sequence) => sequence,
             None => self.head(tenant).await?,
         };
+        self.inner.follows.fetch_add(1, Ordering::Relaxed);
         let state = Follow {
             db: self.inner.db.clone(),
             tenant,

@@ -69,6 +69,16 @@ pub async fn open_url(url: &str, token: &str) -> Socket {
     socket
 }
 
+/// Waits until the server's subscriptions started so far reach `count` (see
+/// `EventHub::follows`): from then on each of them gets every event that commits.
+pub async fn following(app: &TestApp, count: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.events.follows() < count {
+        assert!(std::time::Instant::now() < deadline, "subscriptions did not start in 30 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs one operation on an open `graphql-transport-ws` socket; returns the text of its
 /// `next` message (the payload is the response) after its `complete`.
 pub async fn operation_text(
