@@ -14,6 +14,7 @@ pub mod loaders;
 pub mod messages;
 pub mod nested;
 pub mod node;
+pub mod notifications;
 pub mod operation;
 pub mod order;
 pub mod pagination;
@@ -64,6 +65,7 @@ pub struct Mutation(
     detections::DetectionMutation,
     users::UserMutation,
     tenants::TenantMutation,
+    notifications::NotificationMutation,
 );
 
 /// Everything a client follows live, over the WebSocket: events read from the change
