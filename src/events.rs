@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::{Stream, StreamExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::db::{DbPool, pool};
 use crate::error::{AppError, AppResult};
@@ -59,6 +59,9 @@ struct Inner {
     reads: AtomicU64,
     listening: AtomicBool,
     connects: AtomicU64,
+    /// Counts notifications of any tenant (and reconnects, heartbeats): the delivery
+    /// worker's cheap wake-up signal.
+    signal: watch::Sender<u64>,
 }
 
 /// One tenant's broadcast and the last sequence it handed out.
@@ -88,6 +91,7 @@ impl EventHub {
             reads: AtomicU64::new(0),
             listening: AtomicBool::new(false),
             connects: AtomicU64::new(0),
+            signal: watch::Sender::new(0),
         });
         tokio::spawn(read_loop(Arc::downgrade(&inner), woken));
         Self { inner }
@@ -112,6 +116,13 @@ impl EventHub {
     /// How many times the `LISTEN` connection has been (re)established.
     pub fn connects(&self) -> u64 {
         self.inner.connects.load(Ordering::Relaxed)
+    }
+
+    /// A receiver that sees a change whenever any tenant's log may have grown: on every
+    /// notification, after each (re)connect and at each heartbeat. It carries no data;
+    /// the delivery worker ([`crate::delivery`]) waits on it instead of polling.
+    pub fn wakeups(&self) -> watch::Receiver<u64> {
+        self.inner.signal.subscribe()
     }
 
     /// The tenant's last sequence now (0 before its first event).
@@ -310,6 +321,7 @@ async fn listen_once(inner: &Inner, url: &str) -> Result<(), AppError> {
     tracing::info!("listening for new events");
     // Whatever committed while no connection listened is in the log.
     let _ = inner.wake.send(Wake::All);
+    inner.signal.send_modify(|n| *n = n.wrapping_add(1));
     loop {
         let next = {
             let mut stream = pin!(conn.notifications_stream());
@@ -317,6 +329,7 @@ async fn listen_once(inner: &Inner, url: &str) -> Result<(), AppError> {
         };
         match next {
             Ok(Some(Ok(notification))) => {
+                inner.signal.send_modify(|n| *n = n.wrapping_add(1));
                 if let Some((tenant, sequence)) = parse_payload(&notification.payload) {
                     let _ = inner.wake.send(Wake::Tenant(tenant, sequence));
                 }
@@ -331,6 +344,7 @@ async fn listen_once(inner: &Inner, url: &str) -> Result<(), AppError> {
                     AppError::Internal(anyhow::anyhow!("LISTEN connection stalled"))
                 })??;
                 let _ = inner.wake.send(Wake::All);
+                inner.signal.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod cases;
 pub mod database;
+pub mod delivery;
 pub mod detections;
 pub mod enums;
 pub mod events;

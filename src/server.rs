@@ -61,6 +61,7 @@ async fn run(
     );
     state.events.listen(db.url.clone());
     let jobs_metrics = state.metrics.jobs.clone();
+    let events = state.events.clone();
     let app = http::router(state, Duration::from_secs(serve.request_timeout_secs));
     let listener = tokio::net::TcpListener::bind(serve.listen).await.with_context(|| {
         format!("listening on {} (set CASEFILE_LISTEN to another address)", serve.listen)
@@ -94,6 +95,15 @@ async fn run(
         jobs_metrics,
         stop_rx.clone(),
     );
+    // The delivery worker: webhooks and mail read the change record through it.
+    let handlers: Vec<std::sync::Arc<dyn crate::delivery::Handler>> = Vec::new();
+    let delivery = crate::delivery::spawn(
+        pool.clone(),
+        events.wakeups(),
+        handlers,
+        crate::delivery::Config::default(),
+        stop_rx.clone(),
+    );
     let server =
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -110,6 +120,10 @@ async fn run(
     }
     if let Some(jobs) = jobs {
         jobs.abort();
+    }
+    if let Some(delivery) = delivery {
+        // It saw the stop signal: it finishes the events in flight and gives up its leases.
+        let _ = delivery.await;
     }
     pool.close();
     Ok(())

@@ -109,6 +109,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    delivery_cursors (tenant_id, channel) {
+        tenant_id -> Uuid,
+        channel -> Text,
+        sequence -> Int8,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        paused_at -> Nullable<Timestamptz>,
+        leased_by -> Nullable<Uuid>,
+        leased_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     detections (id) {
         id -> Uuid,
         tenant_id -> Uuid,
@@ -224,16 +240,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        webhook_id -> Uuid,
+        event_sequence -> Int8,
+        kind -> Text,
+        status -> Text,
+        attempts -> Int4,
+        last_status_code -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        url -> Text,
+        event_kinds -> Array<Nullable<Text>>,
+        secret -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(audit_events -> tenants (tenant_id));
 diesel::joinable!(audit_heads -> tenants (tenant_id));
 diesel::joinable!(case_detections -> tenants (tenant_id));
 diesel::joinable!(cases -> tenants (tenant_id));
+diesel::joinable!(delivery_cursors -> tenants (tenant_id));
 diesel::joinable!(detections -> tenants (tenant_id));
 diesel::joinable!(messages -> tenants (tenant_id));
 diesel::joinable!(evidence_contents -> tenants (tenant_id));
 diesel::joinable!(subjects -> tenants (tenant_id));
 diesel::joinable!(users -> tenants (tenant_id));
+diesel::joinable!(webhooks -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
@@ -241,6 +289,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_heads,
     case_detections,
     cases,
+    delivery_cursors,
     detections,
     messages,
     evidence_contents,
@@ -248,4 +297,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     subjects,
     tenants,
     users,
+    webhook_deliveries,
+    webhooks,
 );

@@ -10,6 +10,7 @@ mod case_races;
 mod case_rules;
 mod code_layout;
 mod database;
+mod delivery;
 mod detections;
 mod embedded;
 mod evidence;
