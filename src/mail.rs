@@ -1,7 +1,7 @@
 //! Mail notifications through SMTP (`CASEFILE_SMTP_URL`, `CASEFILE_SMTP_FROM`).
 //!
-//! The mail channel reads the change record like every delivery channel (see
-//! `crate::delivery`): [`compose`] turns an event into the mails it makes (none for most),
+//! The mail channel ([`channel`]) reads the change record like every delivery channel
+//! (see `crate::delivery`): [`compose`] turns an event into the mails it makes (none for most),
 //! [`Mailer`] sends them through the configured SMTP server with lettre. A mail has
 //! the `Message-ID` `<event id>.<part>@<sender's domain>`, so the one repeat a crash can
 //! cause is recognisable; `Auto-Submitted: auto-generated` keeps auto-responders quiet.
@@ -12,6 +12,7 @@
 //! address does not cost the others their mail, and the refused ones are logged and
 //! skipped.
 
+pub mod channel;
 pub mod compose;
 pub mod render;
 
@@ -67,6 +68,10 @@ impl Mailer {
             parsed.host_str().unwrap_or_default(),
             parsed.port().map_or_else(|| "default port".to_owned(), |p| p.to_string())
         );
+        let tls = parsed.query_pairs().any(|(k, _)| k == "tls");
+        if parsed.password().is_some() && parsed.scheme() == "smtp" && !tls {
+            tracing::warn!(%server, "CASEFILE_SMTP_URL sends its password without TLS: add ?tls=required or use smtps://");
+        }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| anyhow::anyhow!("CASEFILE_SMTP_URL: {e}"))?
             .timeout(Some(SMTP_TIMEOUT))

@@ -50,14 +50,33 @@ pub struct Mail {
     pub content: Content,
 }
 
+/// What an event may be mailed as, read from the event alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Concerns {
+    created: bool,
+    assigned: bool,
+    posted: bool,
+}
+
+fn concerns_of(event: &Event) -> Concerns {
+    let kind = event.case_event_kind();
+    Concerns {
+        created: event.action == "case.created" && kind == Some(CaseEventKind::Created),
+        assigned: event.changes.get("assignee").is_some()
+            && matches!(event.action.as_str(), "case.created" | "case.updated"),
+        posted: kind == Some(CaseEventKind::MessagePosted),
+    }
+}
+
+/// Whether `event` may make a mail at all (without reading anything): most events do not.
+pub fn concerns(event: &Event) -> bool {
+    event.case_id.is_some() && concerns_of(event) != Concerns::default()
+}
+
 /// The mails `event` makes (none for most events).
 pub async fn compose(conn: &mut AsyncPgConnection, event: &Event) -> QueryResult<Vec<Mail>> {
     let Some(case_id) = event.case_id else { return Ok(Vec::new()) };
-    let kind = event.case_event_kind();
-    let created = event.action == "case.created" && kind == Some(CaseEventKind::Created);
-    let assigned = event.changes.get("assignee").is_some()
-        && matches!(event.action.as_str(), "case.created" | "case.updated");
-    let posted = kind == Some(CaseEventKind::MessagePosted);
+    let Concerns { created, assigned, posted } = concerns_of(event);
     if !(created || assigned || posted) {
         return Ok(Vec::new());
     }

@@ -65,3 +65,43 @@ pub async fn provider_analysts(
         .load(conn)
         .await
 }
+
+/// The name of the mail channel's cursors (`delivery_cursors.channel`).
+pub const CHANNEL: &str = "mail";
+
+/// Opens the mail cursor of every tenant that has none: at the tenant's head for a tenant
+/// created before `since` (mail was off, or not yet set up: nothing is owed), at the
+/// start of its log for one created since (all of its events happened with mail on).
+/// Returns how many it opened. One statement.
+pub async fn open_cursors(
+    conn: &mut AsyncPgConnection,
+    since: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO delivery_cursors (tenant_id, channel, sequence) \
+         SELECT h.tenant_id, $1, CASE WHEN t.created_at >= $2 THEN 0 ELSE h.last_sequence END \
+         FROM audit_heads h JOIN tenants t ON t.id = h.tenant_id \
+         WHERE NOT EXISTS (SELECT 1 FROM delivery_cursors c \
+                           WHERE c.tenant_id = h.tenant_id AND c.channel = $1) \
+         ON CONFLICT (tenant_id, channel) DO NOTHING",
+    )
+    .bind::<Text, _>(CHANNEL)
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .execute(conn)
+    .await
+}
+
+/// Removes every tenant's mail cursor (mail is off: nothing is owed for that time).
+pub async fn close_cursors(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
+    diesel::sql_query("DELETE FROM delivery_cursors WHERE channel = $1")
+        .bind::<Text, _>(CHANNEL)
+        .execute(conn)
+        .await
+}
+
+/// The database's clock now.
+pub async fn now(conn: &mut AsyncPgConnection) -> QueryResult<chrono::DateTime<chrono::Utc>> {
+    diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())
+        .get_result(conn)
+        .await
+}
