@@ -263,7 +263,7 @@ async fn service_request_messages_are_mailed_to_the_other_side_only() {
     };
     post(admin.clone(), "Customer says <hello>\nsecond line").await;
     let mails = smtp.wait_for(1).await;
-    assert_eq!(mails[0].recipients(), [provider_mail.clone()]);
+    assert_eq!(mails[0].recipients(), vec![provider_mail]);
     assert!(mails[0].text().contains("Customer says <hello>\nsecond line"), "{}", mails[0].text());
     assert!(!mails[0].html().contains("<hello>"), "{}", mails[0].html());
     post(provider_token, "Provider answers").await;
