@@ -61,6 +61,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub files: FileLimits,
 
+    #[command(flatten)]
+    pub mail: MailConfig,
+
     /// Seconds between two runs of the retention jobs on this server (archive, delete,
     /// the sweeper of stored contents); 0 turns them off on this server.
     #[arg(long, env = "CASEFILE_JOBS_INTERVAL_SECS", default_value_t = 300)]
@@ -100,6 +103,30 @@ impl Default for WebhookConfig {
             webhook_retry_base_ms: 1_000,
             webhook_timeout_secs: 10,
         }
+    }
+}
+
+/// The default of `CASEFILE_SMTP_FROM`.
+pub const DEFAULT_SMTP_FROM: &str = "casefile <casefile@localhost>";
+
+/// Mail notifications (see the README's Mail section).
+#[derive(Debug, Clone, Args)]
+pub struct MailConfig {
+    /// The SMTP server casefile sends mail through, in lettre's URL form:
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465`
+    /// (TLS from the start), `smtp://127.0.0.1:2525` (plain, for a relay on loopback).
+    /// Unset: no mail is sent, and none is owed for the time it was unset.
+    #[arg(long, env = "CASEFILE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of casefile's mail: `name@example.com` or `Name <name@example.com>`.
+    #[arg(long, env = "CASEFILE_SMTP_FROM", default_value = DEFAULT_SMTP_FROM)]
+    pub smtp_from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self { smtp_url: None, smtp_from: DEFAULT_SMTP_FROM.to_owned() }
     }
 }
 

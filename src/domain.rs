@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod export;
 pub mod ingest;
 pub mod messages;
+pub mod notifications;
 pub mod record;
 pub mod retention;
 pub mod seed;

@@ -14,6 +14,7 @@ pub mod loaders;
 pub mod messages;
 pub mod nested;
 pub mod node;
+pub mod notifications;
 pub mod operation;
 pub mod order;
 pub mod pagination;
@@ -67,6 +68,7 @@ pub struct Mutation(
     users::UserMutation,
     tenants::TenantMutation,
     webhooks::WebhookMutation,
+    notifications::NotificationMutation,
 );
 
 /// Everything a client follows live, over the WebSocket: events read from the change

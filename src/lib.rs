@@ -15,6 +15,7 @@ pub mod export;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod mail;
 pub mod models;
 pub mod server;
 pub mod signing;

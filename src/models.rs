@@ -12,6 +12,7 @@ pub mod fold;
 pub mod ids;
 pub mod links;
 pub mod live;
+pub mod mail;
 pub mod messages;
 pub mod page;
 pub mod rekey;

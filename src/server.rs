@@ -22,11 +22,13 @@ pub async fn serve(
     serve: &ServeConfig,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    // A malformed CASEFILE_SMTP_URL or CASEFILE_SMTP_FROM stops the start, before anything.
+    let mailer = crate::mail::Mailer::from_config(&serve.mail)?;
     let storage = Storage::from_config(storage.object_store_url.as_deref(), &database.data_dir)
         .context("opening the evidence storage")?;
     tracing::info!(location = storage.location(), "evidence storage");
     let db = Database::open(database).await?;
-    let result = run(database, serve, &db, storage, started).await;
+    let result = run(database, serve, &db, storage, mailer, started).await;
     db.close().await;
     tracing::info!("stopped");
     result
@@ -37,6 +39,7 @@ async fn run(
     serve: &ServeConfig,
     db: &Database,
     storage: Storage,
+    mailer: Option<crate::mail::Mailer>,
     started: Instant,
 ) -> anyhow::Result<()> {
     let applied = migrations::run(&db.url).await.context("applying database migrations")?;
@@ -97,8 +100,14 @@ async fn run(
         stop_rx.clone(),
     );
     // The delivery worker: webhooks and mail read the change record through it.
-    let handlers: Vec<std::sync::Arc<dyn crate::delivery::Handler>> =
+    let mut handlers: Vec<std::sync::Arc<dyn crate::delivery::Handler>> =
         vec![crate::delivery::webhooks::WebhookHandler::new(pool.clone(), serve.webhooks.clone())];
+    let mail = crate::mail::channel::start(&pool, mailer, Default::default(), stop_rx.clone())
+        .await
+        .context("setting up the mail channel")?;
+    if let Some(mail) = mail {
+        handlers.push(mail);
+    }
     let delivery = crate::delivery::spawn(
         pool.clone(),
         events.wakeups(),

@@ -222,6 +222,8 @@ diesel::table! {
         auto_case_min_severity -> Int2,
         next_case_number -> Int4,
         name_key -> Text,
+        case_created_recipients -> Array<Text>,
+        assignment_mail -> Text,
     }
 }
 

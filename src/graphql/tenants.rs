@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use crate::db::{DbPool, pool};
 use crate::domain::admin::{self, PolicyDraft};
 use crate::error::AppError;
+use crate::graphql::notifications::NotificationSettings;
 use crate::graphql::{ids, viewer_and_loaders};
 use crate::models::enums::Severity;
 use crate::models::tenants::{self, License};
@@ -64,6 +65,12 @@ impl Tenant {
             min_severity: self.0.auto_case_min_severity,
         }
     }
+
+    /// Who casefile mails about the tenant's cases (readable like the rest of the tenant;
+    /// ADMIN users change it with `updateNotificationSettings`).
+    async fn notification_settings(&self) -> NotificationSettings<'_> {
+        NotificationSettings(&self.0)
+    }
 }
 
 #[derive(Default)]
@@ -100,7 +107,7 @@ pub struct UpdateTenantPoliciesInput {
     pub auto_case_min_severity: Option<Severity>,
 }
 
-/// The result of `updateTenantPolicies`.
+/// The result of `updateTenantPolicies` and `updateNotificationSettings`.
 #[derive(SimpleObject)]
 pub struct TenantPayload {
     /// The input's `clientMutationId`, unchanged.

@@ -21,6 +21,18 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Who is mailed when a case's assignee changes.
+    AssignmentMail {
+        /// The assignees added and removed, and the one who made the change.
+        All = "ALL",
+        /// Only the one who made the change.
+        ChangerOnly = "CHANGER_ONLY",
+        /// Nobody.
+        Never = "NEVER",
+    }
+);
+
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub struct Tenant {
@@ -37,6 +49,11 @@ pub struct Tenant {
     /// The least severity that opens an automatic case.
     pub auto_case_min_severity: Severity,
     pub next_case_number: i32,
+    /// Who gets a mail when a case is created (and a provider's messages on service
+    /// requests): checked addresses, without duplicates ignoring case.
+    pub case_created_recipients: Vec<String>,
+    /// Who gets a mail when a case's assignee changes.
+    pub assignment_mail: AssignmentMail,
 }
 
 /// Bounds of the tenant's policies.
@@ -119,6 +136,30 @@ pub async fn update_policies(
         && changes.auto_case_enabled.is_none()
         && changes.auto_case_min_severity.is_none()
     {
+        return tenants::table.find(id).select(Tenant::as_select()).first(conn).await;
+    }
+    diesel::update(tenants::table.find(id))
+        .set(changes)
+        .returning(Tenant::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// A change of the tenant's notification settings: `None` leaves a setting alone.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = tenants)]
+pub struct NotificationChanges {
+    pub case_created_recipients: Option<Vec<String>>,
+    pub assignment_mail: Option<AssignmentMail>,
+}
+
+/// Changes the tenant's notification settings and returns the tenant.
+pub async fn update_notifications(
+    conn: &mut AsyncPgConnection,
+    id: TenantId,
+    changes: &NotificationChanges,
+) -> QueryResult<Tenant> {
+    if changes.case_created_recipients.is_none() && changes.assignment_mail.is_none() {
         return tenants::table.find(id).select(Tenant::as_select()).first(conn).await;
     }
     diesel::update(tenants::table.find(id))

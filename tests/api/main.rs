@@ -21,6 +21,7 @@ mod http_rules;
 mod input_limits;
 mod limits;
 mod live;
+mod mail;
 mod messages;
 mod ndjson;
 mod nodes;

@@ -1,0 +1,1 @@
+ALTER TABLE tenants DROP COLUMN assignment_mail, DROP COLUMN case_created_recipients;
