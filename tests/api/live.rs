@@ -34,10 +34,15 @@ fn sequence(cursor: &Value) -> i64 {
     text.split(':').nth(2).expect("sequence").parse().expect("number")
 }
 
-async fn subscribe_case(app: &TestApp, socket: &mut Socket, case: &Value, after: Option<&Value>) {
-    let started = app.events.follows();
+async fn subscribe_case(
+    server: &casefile::events::EventHub,
+    socket: &mut Socket,
+    case: &Value,
+    after: Option<&Value>,
+) {
+    let started = server.follows();
     ws::subscribe(socket, "live", CASE_EVENTS, json!({ "caseId": case, "after": after })).await;
-    ws::following(app, started + 1).await;
+    ws::following(server, started + 1).await;
 }
 
 fn event(payload: &Value) -> &Value {
@@ -50,7 +55,7 @@ async fn a_posted_message_arrives_as_message_posted_on_both_protocols() {
     let app = TestApp::new().await;
     let case = app.case_named("Live").await;
     let mut modern = ws::open(&app, &app.admin_token).await;
-    subscribe_case(&app, &mut modern, &case["id"], None).await;
+    subscribe_case(&app.events, &mut modern, &case["id"], None).await;
 
     let mut legacy = ws::connect(&app, "graphql-ws").await;
     ws::send(&mut legacy, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", app.admin_token) } })).await;
@@ -59,7 +64,7 @@ async fn a_posted_message_arrives_as_message_posted_on_both_protocols() {
     );
     let started = app.events.follows();
     ws::send(&mut legacy, json!({ "id": "1", "type": "start", "payload": { "query": CASE_EVENTS, "variables": { "caseId": case["id"] } } })).await;
-    ws::following(&app, started + 1).await;
+    ws::following(&app.events, started + 1).await;
 
     let started = Instant::now();
     post(&app, &app.admin_token, &case["id"], "hello, team").await;
@@ -83,7 +88,7 @@ async fn two_servers_on_one_database_share_events_and_a_revoked_token_closes_the
     let case = app.case_named("Replicated").await;
     let (user, token) = app.create_user(app.tenant_id, Role::Analyst).await;
     let mut socket = ws::open_url(&replica.ws_url(), &token).await;
-    subscribe_case(&app, &mut socket, &case["id"], None).await;
+    subscribe_case(&replica.events, &mut socket, &case["id"], None).await;
     assert!(replica.events.is_listening(), "server B holds a LISTEN connection of its own");
 
     let started = Instant::now();
@@ -147,7 +152,7 @@ async fn reconnecting_with_the_last_cursor_gets_exactly_the_missed_events_in_ord
     let app = TestApp::new().await;
     let case = app.case_named("Resume").await;
     let mut socket = ws::open(&app, &app.admin_token).await;
-    subscribe_case(&app, &mut socket, &case["id"], None).await;
+    subscribe_case(&app.events, &mut socket, &case["id"], None).await;
     post(&app, &app.admin_token, &case["id"], "seen").await;
     let payload = ws::next_result(&mut socket, WAIT).await;
     let cursor = event(&payload)["cursor"].clone();
@@ -158,7 +163,7 @@ async fn reconnecting_with_the_last_cursor_gets_exactly_the_missed_events_in_ord
         post(&app, &app.admin_token, &case["id"], body).await;
     }
     let mut socket = ws::open(&app, &app.admin_token).await;
-    subscribe_case(&app, &mut socket, &case["id"], Some(&cursor)).await;
+    subscribe_case(&app.events, &mut socket, &case["id"], Some(&cursor)).await;
     let started = Instant::now();
     let mut got = Vec::new();
     let mut last = sequence(&cursor);
@@ -183,7 +188,7 @@ async fn terminating_the_listen_connection_while_changes_keep_coming_loses_nothi
     let app = TestApp::new().await;
     let case = app.case_named("Unbroken").await;
     let mut socket = ws::open(&app, &app.admin_token).await;
-    subscribe_case(&app, &mut socket, &case["id"], None).await;
+    subscribe_case(&app.events, &mut socket, &case["id"], None).await;
     let connects = app.events.connects();
     let writer = {
         let app_url = app.url("/graphql");
@@ -246,7 +251,7 @@ async fn fifty_concurrent_writers_are_seen_in_sequence_order() {
     let app = TestApp::with_pool(16, Duration::from_secs(30)).await;
     let case = app.case_named("Busy").await;
     let mut socket = ws::open(&app, &app.admin_token).await;
-    subscribe_case(&app, &mut socket, &case["id"], None).await;
+    subscribe_case(&app.events, &mut socket, &case["id"], None).await;
     let started = Instant::now();
     let writers: Vec<_> = (0..50)
         .map(|i| {
@@ -284,7 +289,7 @@ async fn a_rolled_back_change_sends_nothing() {
     let app = TestApp::new().await;
     let case = app.case_named("Rollback").await;
     let mut socket = ws::open(&app, &app.admin_token).await;
-    subscribe_case(&app, &mut socket, &case["id"], None).await;
+    subscribe_case(&app.events, &mut socket, &case["id"], None).await;
     let case_id =
         casefile::models::ids::CaseId(ids::decode(case["id"].as_str().expect("id")).expect("id").1);
     let number = case["number"].as_i64().expect("number") as i32;
@@ -332,7 +337,7 @@ async fn access_another_tenants_case_a_role_that_may_not_read_and_forged_or_fore
 
     // A cursor of the other tenant's log, and made-up ones.
     let mut their_socket = ws::open(&app, &other_admin).await;
-    subscribe_case(&app, &mut their_socket, &theirs["id"], None).await;
+    subscribe_case(&app.events, &mut their_socket, &theirs["id"], None).await;
     post(&app, &other_admin, &theirs["id"], "another").await;
     let their_cursor = event(&ws::next_result(&mut their_socket, WAIT).await)["cursor"].clone();
     let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -381,7 +386,7 @@ async fn a_connection_runs_at_most_its_limit_of_subscriptions() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = app.events.follows();
     ws::subscribe(&mut socket, "again", CASE_EVENTS, json!({ "caseId": case["id"] })).await;
-    ws::following(&app, started + 1).await;
+    ws::following(&app.events, started + 1).await;
     post(&app, &app.admin_token, &case["id"], "to all three").await;
     for _ in 0..3 {
         let payload = ws::next_result(&mut socket, WAIT).await;
@@ -401,7 +406,7 @@ async fn a_live_list_gets_the_event_that_makes_a_case_leave_it_and_nothing_of_ot
     let started = app.events.follows();
     ws::subscribe(&mut socket, "list", LIST_EVENTS, json!({ "filter": { "severity": ["HIGH"] } }))
         .await;
-    ws::following(&app, started + 1).await;
+    ws::following(&app.events, started + 1).await;
 
     // A change to a case outside the list: nothing.
     app.mutate(
@@ -450,7 +455,7 @@ async fn a_server_reads_each_new_event_once_for_all_its_subscribers() {
         ws::subscribe(&mut socket, "s", CASE_EVENTS, json!({ "caseId": case["id"] })).await;
         sockets.push(socket);
     }
-    ws::following(&app, started + 40).await;
+    ws::following(&app.events, started + 40).await;
     let reads = app.events.reads();
     post(&app, &app.admin_token, &case["id"], "to everyone").await;
     for socket in &mut sockets {
@@ -469,7 +474,7 @@ async fn detections_ingested_sends_new_detections_at_or_above_the_severity() {
     let query = "subscription { detectionsIngested(minSeverity: HIGH) { externalId severity } }";
     let started = app.events.follows();
     ws::subscribe(&mut socket, "d", query, json!({})).await;
-    ws::following(&app, started + 1).await;
+    ws::following(&app.events, started + 1).await;
     let started = Instant::now();
     app.ingest(
         &app.admin_token,

@@ -69,11 +69,11 @@ pub async fn open_url(url: &str, token: &str) -> Socket {
     socket
 }
 
-/// Waits until the server's subscriptions started so far reach `count` (see
+/// Waits until the subscriptions a server has started reach `count` (see
 /// `EventHub::follows`): from then on each of them gets every event that commits.
-pub async fn following(app: &TestApp, count: u64) {
+pub async fn following(server: &casefile::events::EventHub, count: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while app.events.follows() < count {
+    while server.follows() < count {
         assert!(std::time::Instant::now() < deadline, "subscriptions did not start in 30 s");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
