@@ -14,6 +14,7 @@ pub mod messages;
 pub mod record;
 pub mod retention;
 pub mod seed;
+pub mod stats;
 pub mod subjects;
 
 use crate::error::AppError;

@@ -18,6 +18,7 @@ pub mod operation;
 pub mod order;
 pub mod pagination;
 pub mod scalars;
+pub mod stats;
 pub mod subjects;
 pub mod tenants;
 pub mod users;
@@ -50,6 +51,7 @@ pub struct Query(
     subjects::SubjectQuery,
     users::UsersListQuery,
     audit::AuditQuery,
+    stats::StatsQuery,
 );
 
 /// Everything a client changes. Each mutation takes one `input` and answers a payload

@@ -1,0 +1,18 @@
+DROP INDEX cases_open_stats_idx;
+DROP TRIGGER detection_stats_on_update ON detections;
+DROP TRIGGER detection_stats_on_insert ON detections;
+DROP TRIGGER case_stats_on_update ON cases;
+DROP TRIGGER case_stats_on_insert ON cases;
+DROP FUNCTION detection_stats_on_update();
+DROP FUNCTION detection_stats_on_insert();
+DROP FUNCTION case_stats_on_update();
+DROP FUNCTION case_stats_on_insert();
+DROP TABLE detection_days;
+DROP TABLE case_resolved_days;
+DROP TABLE case_created_days;
+DROP FUNCTION stats_ms(interval);
+DROP TRIGGER cases_first_assigned_on_update ON cases;
+DROP TRIGGER cases_first_assigned_on_insert ON cases;
+DROP FUNCTION cases_first_assigned_on_update();
+DROP FUNCTION cases_first_assigned_on_insert();
+ALTER TABLE cases DROP COLUMN first_assigned_at;
