@@ -7,6 +7,7 @@ DROP FUNCTION detection_stats_on_update();
 DROP FUNCTION detection_stats_on_insert();
 DROP FUNCTION case_stats_on_update();
 DROP FUNCTION case_stats_on_insert();
+DROP TABLE detection_months;
 DROP TABLE detection_days;
 DROP TABLE case_resolved_days;
 DROP TABLE case_created_days;

@@ -107,6 +107,22 @@ CREATE TABLE detection_days (
     CONSTRAINT detection_days_dimension_check CHECK (dimension IN ('RULE', 'DEVICE'))
 );
 
+-- The same per calendar month (`month` is its first day): a year's window reads twelve
+-- months and the days of the two months it cuts, not 365 days of every device.
+CREATE TABLE detection_months (
+    tenant_id   uuid    NOT NULL,
+    dimension   text    NOT NULL,
+    month       date    NOT NULL,
+    name        text    COLLATE "C" NOT NULL,
+    detections  integer NOT NULL DEFAULT 0,
+    CONSTRAINT detection_months_pkey PRIMARY KEY (tenant_id, dimension, month, name),
+    CONSTRAINT detection_months_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id)
+        ON DELETE CASCADE,
+    CONSTRAINT detection_months_dimension_check CHECK (dimension IN ('RULE', 'DEVICE')),
+    CONSTRAINT detection_months_month_check CHECK (extract(day FROM month) = 1)
+);
+
+
 CREATE FUNCTION case_stats_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO case_created_days AS t (tenant_id, day, created, assigned, assign_ms)
@@ -204,6 +220,9 @@ CREATE TRIGGER case_stats_on_update AFTER UPDATE ON cases
     REFERENCING OLD TABLE AS old_cases NEW TABLE AS new_cases
     FOR EACH STATEMENT EXECUTE FUNCTION case_stats_on_update();
 
+-- A detection counts for its rule and its device (hostname, else id) on the UTC day it
+-- was ingested, and in that day's month. Days, then months, each in key order: writers
+-- lock the aggregate rows they share in the same order.
 CREATE FUNCTION detection_stats_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO detection_days AS t (tenant_id, dimension, day, name, detections)
@@ -222,6 +241,23 @@ BEGIN
     ORDER BY 1, 2, 3, 4
     ON CONFLICT (tenant_id, dimension, day, name) DO UPDATE SET
         detections = t.detections + EXCLUDED.detections;
+    INSERT INTO detection_months AS t (tenant_id, dimension, month, name, detections)
+    SELECT tenant_id, dimension, month, name, count(*)
+    FROM (
+        SELECT tenant_id, 'RULE' AS dimension,
+               date_trunc('month', ingested_at AT TIME ZONE 'UTC')::date AS month,
+               rule_name AS name
+        FROM new_detections
+        UNION ALL
+        SELECT tenant_id, 'DEVICE', date_trunc('month', ingested_at AT TIME ZONE 'UTC')::date,
+               coalesce(device_hostname, device_id)
+        FROM new_detections
+        WHERE coalesce(device_hostname, device_id) IS NOT NULL
+    ) d
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, dimension, month, name) DO UPDATE SET
+        detections = t.detections + EXCLUDED.detections;
     RETURN NULL;
 END;
 $$;
@@ -229,36 +265,48 @@ $$;
 CREATE FUNCTION detection_stats_on_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- Uploads and re-keys update detections without moving them: nothing to do then.
-    WITH moved AS (
-        SELECT o.tenant_id, o.ingested_at AS old_at, n.ingested_at AS new_at,
-               o.rule_name AS old_rule, n.rule_name AS new_rule,
-               coalesce(o.device_hostname, o.device_id) AS old_device,
-               coalesce(n.device_hostname, n.device_id) AS new_device
-        FROM old_detections o JOIN new_detections n ON n.id = o.id
+    IF NOT EXISTS (
+        SELECT FROM old_detections o JOIN new_detections n ON n.id = o.id
         WHERE o.ingested_at IS DISTINCT FROM n.ingested_at
            OR o.rule_name IS DISTINCT FROM n.rule_name
            OR coalesce(o.device_hostname, o.device_id)
               IS DISTINCT FROM coalesce(n.device_hostname, n.device_id)
-    ), deltas AS (
-        SELECT tenant_id, 'RULE' AS dimension, (old_at AT TIME ZONE 'UTC')::date AS day,
-               old_rule AS name, -1 AS detections
-        FROM moved
+    ) THEN
+        RETURN NULL;
+    END IF;
+    WITH deltas AS (
+        SELECT tenant_id, 'RULE' AS dimension, (ingested_at AT TIME ZONE 'UTC')::date AS day,
+               rule_name AS name, -1 AS detections
+        FROM old_detections
         UNION ALL
-        SELECT tenant_id, 'RULE', (new_at AT TIME ZONE 'UTC')::date, new_rule, 1 FROM moved
+        SELECT tenant_id, 'RULE', (ingested_at AT TIME ZONE 'UTC')::date, rule_name, 1
+        FROM new_detections
         UNION ALL
-        SELECT tenant_id, 'DEVICE', (old_at AT TIME ZONE 'UTC')::date, old_device, -1
-        FROM moved WHERE old_device IS NOT NULL
+        SELECT tenant_id, 'DEVICE', (ingested_at AT TIME ZONE 'UTC')::date,
+               coalesce(device_hostname, device_id), -1
+        FROM old_detections WHERE coalesce(device_hostname, device_id) IS NOT NULL
         UNION ALL
-        SELECT tenant_id, 'DEVICE', (new_at AT TIME ZONE 'UTC')::date, new_device, 1
-        FROM moved WHERE new_device IS NOT NULL
+        SELECT tenant_id, 'DEVICE', (ingested_at AT TIME ZONE 'UTC')::date,
+               coalesce(device_hostname, device_id), 1
+        FROM new_detections WHERE coalesce(device_hostname, device_id) IS NOT NULL
+    ), days AS (
+        INSERT INTO detection_days AS t (tenant_id, dimension, day, name, detections)
+        SELECT tenant_id, dimension, day, name, sum(detections)::int
+        FROM deltas
+        GROUP BY 1, 2, 3, 4
+        HAVING sum(detections) <> 0
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (tenant_id, dimension, day, name) DO UPDATE SET
+            detections = t.detections + EXCLUDED.detections
+        RETURNING 1
     )
-    INSERT INTO detection_days AS t (tenant_id, dimension, day, name, detections)
-    SELECT tenant_id, dimension, day, name, sum(detections)::int
+    INSERT INTO detection_months AS t (tenant_id, dimension, month, name, detections)
+    SELECT tenant_id, dimension, date_trunc('month', day)::date, name, sum(detections)::int
     FROM deltas
     GROUP BY 1, 2, 3, 4
     HAVING sum(detections) <> 0
     ORDER BY 1, 2, 3, 4
-    ON CONFLICT (tenant_id, dimension, day, name) DO UPDATE SET
+    ON CONFLICT (tenant_id, dimension, month, name) DO UPDATE SET
         detections = t.detections + EXCLUDED.detections;
     RETURN NULL;
 END;
@@ -296,6 +344,11 @@ FROM (
     FROM detections
     WHERE coalesce(device_hostname, device_id) IS NOT NULL
 ) d
+GROUP BY 1, 2, 3, 4;
+
+INSERT INTO detection_months (tenant_id, dimension, month, name, detections)
+SELECT tenant_id, dimension, date_trunc('month', day)::date, name, sum(detections)::int
+FROM detection_days
 GROUP BY 1, 2, 3, 4;
 
 -- 4. The open cases by status, severity and kind: one index-only scan of the open cases

@@ -84,6 +84,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    detection_months (tenant_id, dimension, month, name) {
+        tenant_id -> Uuid,
+        dimension -> Text,
+        month -> Date,
+        name -> Text,
+        detections -> Int4,
+    }
+}
+
+diesel::table! {
     detection_days (tenant_id, dimension, day, name) {
         tenant_id -> Uuid,
         dimension -> Text,
@@ -262,6 +272,7 @@ diesel::joinable!(case_detections -> tenants (tenant_id));
 diesel::joinable!(case_resolved_days -> tenants (tenant_id));
 diesel::joinable!(cases -> tenants (tenant_id));
 diesel::joinable!(detection_days -> tenants (tenant_id));
+diesel::joinable!(detection_months -> tenants (tenant_id));
 diesel::joinable!(detections -> tenants (tenant_id));
 diesel::joinable!(messages -> tenants (tenant_id));
 diesel::joinable!(evidence_contents -> tenants (tenant_id));
@@ -277,6 +288,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_resolved_days,
     cases,
     detection_days,
+    detection_months,
     detections,
     messages,
     evidence_contents,

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, Months, NaiveDate};
 use diesel_async::AsyncPgConnection;
 
 use crate::auth::Viewer;
@@ -21,12 +21,16 @@ use crate::models::stats::{self, CreatedDay, OpenGroup, ResolvedGroup, TopName};
 #[graphql(name = "StatsWindow")]
 pub enum Window {
     /// The last 7 UTC days, today included.
+    #[graphql(name = "P7D")]
     P7D,
     /// The last 30 UTC days, today included.
+    #[graphql(name = "P30D")]
     P30D,
     /// The last 90 UTC days, today included.
+    #[graphql(name = "P90D")]
     P90D,
     /// The last 365 UTC days, today included.
+    #[graphql(name = "P365D")]
     P365D,
 }
 
@@ -47,6 +51,17 @@ impl Window {
     pub fn first_day(self, today: NaiveDate) -> NaiveDate {
         today - Days::new(self.days() - 1)
     }
+}
+
+/// The whole calendar months within `first..=last`: from the first day of the first one
+/// to the first day after the last one; an empty range (both `last`'s next day) when none.
+pub fn whole_months(first: NaiveDate, last: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let month_start = |d: NaiveDate| d.with_day(1).unwrap_or(d);
+    let next_month = |d: NaiveDate| month_start(d) + Months::new(1);
+    let from = if first.day() == 1 { first } else { next_month(first) };
+    let after = last + Days::new(1);
+    let to = if after.day() == 1 { after } else { month_start(last) };
+    if from < to { (from, to) } else { (after, after) }
 }
 
 /// A mean duration: its count and its sum in milliseconds.
@@ -110,7 +125,8 @@ pub async fn case_stats(
             let created = stats::created_days(conn, tenant, previous_first, today).await?;
             let resolved =
                 stats::resolved_groups(conn, tenant, previous_first, first, today).await?;
-            let top = stats::top_names(conn, tenant, first, today).await?;
+            let top =
+                stats::top_names(conn, tenant, first, whole_months(first, today), today).await?;
             Ok::<_, diesel::result::Error>((open, created, resolved, top))
         })
         .await?;
@@ -254,4 +270,34 @@ fn fill_top(out: &mut CaseStats, top: Vec<TopName>) -> AppResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a date")
+    }
+
+    #[test]
+    fn whole_months_are_those_the_window_holds_entirely() {
+        let months = |a, b| whole_months(day(a), day(b));
+        assert_eq!(months("2025-12-01", "2026-11-30"), (day("2025-12-01"), day("2026-12-01")));
+        assert_eq!(months("2025-12-02", "2026-11-29"), (day("2026-01-01"), day("2026-11-01")));
+        assert_eq!(months("2026-02-01", "2026-02-28"), (day("2026-02-01"), day("2026-03-01")));
+        // None: the days alone, and the month range empty after the window.
+        assert_eq!(months("2026-11-24", "2026-11-30"), (day("2026-12-01"), day("2026-12-01")));
+        assert_eq!(months("2026-11-02", "2026-12-30"), (day("2026-12-31"), day("2026-12-31")));
+    }
+
+    #[test]
+    fn a_window_ends_today_and_holds_its_number_of_days() {
+        for window in Window::ALL {
+            let first = window.first_day(day("2026-03-01"));
+            let days = first.iter_days().take_while(|d| *d <= day("2026-03-01")).count();
+            assert_eq!(days as u64, window.days());
+        }
+        assert_eq!(Window::P7D.first_day(day("2026-03-01")), day("2026-02-23"));
+    }
 }

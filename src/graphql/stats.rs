@@ -76,13 +76,14 @@ pub struct NameCount {
     pub count: i32,
 }
 
+/// `caseStats`: the domain's statistics as the schema shows them.
+pub struct CaseStats(domain::CaseStats);
+
 /// The counts a dashboard draws for one window: whole UTC days ending with today (today
 /// included, as far as it has gone). Served from per-day aggregates that every write keeps
 /// in its own transaction, so they cost the same at a thousand cases as at a million.
 /// Cases and detections deleted later (by hand or by retention) still count where they
 /// happened, as in the change record.
-pub struct CaseStats(domain::CaseStats);
-
 #[Object]
 impl CaseStats {
     /// The window these counts cover.

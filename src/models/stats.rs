@@ -1,7 +1,8 @@
 //! The dashboard's statistics: the open cases (an index-only scan of the partial
 //! open-case index `cases_open_stats_idx`) and the per-UTC-day aggregates that the
 //! database keeps in the transaction of every write (migration 000011:
-//! `case_created_days`, `case_resolved_days`, `detection_days`, maintained by triggers).
+//! `case_created_days`, `case_resolved_days`, `detection_days` and `detection_months`,
+//! maintained by triggers).
 //! Each function is one statement whose cost depends on the days read, not on the number
 //! of cases or detections.
 
@@ -126,31 +127,47 @@ pub struct TopName {
     pub detections: i64,
 }
 
-/// The [`TOP`] rules and devices with the most detections ingested from `from` to `to`
-/// (inclusive), most first, ties by name (byte order); rules first.
+/// The [`TOP`] rules and devices with the most detections ingested in a window, most
+/// first, ties by name (byte order); devices first. The window is read in three parts:
+/// the days from `first` before `months.0`, the whole months from `months.0` up to
+/// `months.1` (exclusive; each a first day of a month), and the days from `months.1` to
+/// `last`. A year reads about twelve months and sixty days per name, not 365 days.
 pub async fn top_names(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
-    from: NaiveDate,
-    to: NaiveDate,
+    first: NaiveDate,
+    months: (NaiveDate, NaiveDate),
+    last: NaiveDate,
 ) -> QueryResult<Vec<TopName>> {
     diesel::sql_query(
         "SELECT dimension, name, detections FROM ( \
              SELECT dimension, name, sum(detections)::bigint AS detections, \
                     row_number() OVER (PARTITION BY dimension \
                                        ORDER BY sum(detections) DESC, name) AS place \
-             FROM detection_days \
-             WHERE tenant_id = $1 AND dimension IN ('RULE', 'DEVICE') \
-               AND day BETWEEN $2 AND $3 \
+             FROM ( \
+                 SELECT dimension, name, detections FROM detection_days \
+                 WHERE tenant_id = $1 AND dimension IN ('RULE', 'DEVICE') \
+                   AND day >= $2 AND day < $3 \
+                 UNION ALL \
+                 SELECT dimension, name, detections FROM detection_months \
+                 WHERE tenant_id = $1 AND dimension IN ('RULE', 'DEVICE') \
+                   AND month >= $3 AND month < $4 \
+                 UNION ALL \
+                 SELECT dimension, name, detections FROM detection_days \
+                 WHERE tenant_id = $1 AND dimension IN ('RULE', 'DEVICE') \
+                   AND day >= $4 AND day <= $5 \
+             ) parts \
              GROUP BY dimension, name \
              HAVING sum(detections) > 0 \
          ) ranked \
-         WHERE place <= $4 \
-         ORDER BY dimension DESC, place",
+         WHERE place <= $6 \
+         ORDER BY dimension, place",
     )
     .bind::<SqlUuid, _>(tenant.0)
-    .bind::<Date, _>(from)
-    .bind::<Date, _>(to)
+    .bind::<Date, _>(first)
+    .bind::<Date, _>(months.0)
+    .bind::<Date, _>(months.1)
+    .bind::<Date, _>(last)
     .bind::<BigInt, _>(TOP)
     .load(conn)
     .await

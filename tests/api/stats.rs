@@ -486,8 +486,18 @@ async fn case_stats_run_a_fixed_small_number_of_statements() {
     let app = TestApp::new().await;
     let query = format!("{{ caseStats(window: P365D) {{ {STATS} }} }}");
     let token = app.admin_token.clone();
-    app.graphql_counting(&token, &query, json!({})).await;
-    let (_, empty) = app.graphql_counting(&token, &query, json!({})).await;
+    // The fewest of three runs: a run may also look the token up again (it is trusted for
+    // a second) or record its use.
+    let fewest = async || {
+        let mut counts = Vec::new();
+        for _ in 0..3 {
+            let (body, n) = app.graphql_counting(&token, &query, json!({})).await;
+            assert!(body.get("errors").is_none(), "{body}");
+            counts.push(n);
+        }
+        counts.into_iter().min().unwrap_or_default()
+    };
+    let empty = fewest().await;
 
     let t = today();
     create(&app, &specs(t)).await;
@@ -495,9 +505,7 @@ async fn case_stats_run_a_fixed_small_number_of_statements() {
         .map(|i| detection(&format!("s-{i}"), &format!("Rule {i}"), Some(&format!("h-{i}"))))
         .collect();
     app.ingest(&token, batch).await;
-    app.graphql_counting(&token, &query, json!({})).await;
-    let (body, full) = app.graphql_counting(&token, &query, json!({})).await;
-    assert!(body.get("errors").is_none(), "{body}");
+    let full = fewest().await;
     println!("caseStats statements: {empty} on an empty tenant, {full} with data");
     assert_eq!(full, empty, "the same statements whatever the data");
     // BEGIN, the open cases, the created days, the resolved days, the top names, COMMIT.
