@@ -190,6 +190,13 @@ def statements_per_request(cluster, db, url, body, token, n=40):
     return round(int(calls) / n, 2)
 
 
+CF_STATS = """query Stats($w: StatsWindow!) { caseStats(window: $w) { window
+  openByStatus { status count } openBySeverity { severity count } openByKind { kind count }
+  resolvedByResolution { resolution count } createdPerDay { day count } resolvedPerDay { day count }
+  created previousCreated resolved previousResolved meanTimeToAssignSeconds meanTimeToResolveSeconds
+  meanTimeToResolveBySeverity { severity seconds } topRules { name count } topDevices { name count } } }"""
+
+
 def gql(query, variables=None):
     return json.dumps({"query": query, "variables": variables or {}})
 
@@ -456,7 +463,8 @@ SELECT detection_count FROM cases WHERE id = '{case_uuid}';
 
         # Q5: growth, from the large cases-only seed.
         growth = []
-        for cases in [int(x) for x in a.growth.split(",") if x]:
+        growth_sizes = [int(x) for x in a.growth.split(",") if x]
+        for cases in growth_sizes:
             gdb = f"growth_{cases}"
             run(["createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", gdb])
             genv = {**env, "DATABASE_URL": cluster.url(gdb)}
@@ -478,6 +486,11 @@ SELECT detection_count FROM cases WHERE id = '{case_uuid}';
                 r = lg.run(url, [body], clients[0], a.seconds, a.warmup, gt["adminToken"])
                 point[q] = r["p50ms"]
                 point[q + "rps"] = r["rps"]
+            if cases == growth_sizes[-1]:
+                # Dashboard statistics at the largest size, one client: latency, not load.
+                for w in ["P30D", "P365D"]:
+                    r = lg.run(url, [gql(CF_STATS, {"w": w})], 1, a.seconds, a.warmup, gt["adminToken"])
+                    point["stats" + w] = {"p50ms": r["p50ms"], "p99ms": r["p99ms"]}
             point["rss"] = peak_rss_mb(p.pid)
             stop(p)
             growth.append(point)
@@ -540,6 +553,12 @@ def print_table(r):
         for g in r["q5"]:
             print(f"  {g['cases']:>9,} cases: Q1 {g['Q1']} ms ({g['Q1'] / base['Q1']:.2f}x), "
                   f"Q2 {g['Q2']} ms ({g['Q2'] / base['Q2']:.2f}x), casefile peak RSS {g['rss']} MB")
+        for g in r["q5"]:
+            for w in ["P30D", "P365D"]:
+                if "stats" + w in g:
+                    st = g["stats" + w]
+                    print(f"  caseStats({w}) at {g['cases']:,} cases: median {st['p50ms']} ms, "
+                          f"p99 {st['p99ms']} ms (1 client)")
     print("Peak RSS (MB): " + ", ".join(f"{k} {v}" for k, v in r.get("rss", {}).items()))
 
 

@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod record;
 pub mod retention;
 pub mod seed;
+pub mod stats;
 pub mod subjects;
 pub mod webhooks;
 

@@ -19,6 +19,7 @@ pub mod operation;
 pub mod order;
 pub mod pagination;
 pub mod scalars;
+pub mod stats;
 pub mod subjects;
 pub mod tenants;
 pub mod users;
@@ -53,6 +54,7 @@ pub struct Query(
     users::UsersListQuery,
     audit::AuditQuery,
     webhooks::WebhookQuery,
+    stats::StatsQuery,
 );
 
 /// Everything a client changes. Each mutation takes one `input` and answers a payload

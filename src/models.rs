@@ -18,6 +18,7 @@ pub mod page;
 pub mod rekey;
 pub mod seed;
 pub mod sql;
+pub mod stats;
 pub mod subjects;
 pub mod tenants;
 pub mod tokens;

@@ -63,6 +63,47 @@ diesel::table! {
 }
 
 diesel::table! {
+    case_created_days (tenant_id, day) {
+        tenant_id -> Uuid,
+        day -> Date,
+        created -> Int4,
+        assigned -> Int4,
+        assign_ms -> Int8,
+    }
+}
+
+diesel::table! {
+    case_resolved_days (tenant_id, day, severity, resolution) {
+        tenant_id -> Uuid,
+        day -> Date,
+        severity -> Int2,
+        resolution -> Text,
+        resolved -> Int4,
+        resolve_ms -> Int8,
+    }
+}
+
+diesel::table! {
+    detection_months (tenant_id, dimension, month, name) {
+        tenant_id -> Uuid,
+        dimension -> Text,
+        month -> Date,
+        name -> Text,
+        detections -> Int4,
+    }
+}
+
+diesel::table! {
+    detection_days (tenant_id, dimension, day, name) {
+        tenant_id -> Uuid,
+        dimension -> Text,
+        day -> Date,
+        name -> Text,
+        detections -> Int4,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Tsvector;
 
@@ -105,6 +146,7 @@ diesel::table! {
         legal_hold_reason -> Nullable<Text>,
         legal_hold_set_by_id -> Nullable<Uuid>,
         legal_hold_set_at -> Nullable<Timestamptz>,
+        first_assigned_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -273,9 +315,13 @@ diesel::table! {
 diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(audit_events -> tenants (tenant_id));
 diesel::joinable!(audit_heads -> tenants (tenant_id));
+diesel::joinable!(case_created_days -> tenants (tenant_id));
 diesel::joinable!(case_detections -> tenants (tenant_id));
+diesel::joinable!(case_resolved_days -> tenants (tenant_id));
 diesel::joinable!(cases -> tenants (tenant_id));
 diesel::joinable!(delivery_cursors -> tenants (tenant_id));
+diesel::joinable!(detection_days -> tenants (tenant_id));
+diesel::joinable!(detection_months -> tenants (tenant_id));
 diesel::joinable!(detections -> tenants (tenant_id));
 diesel::joinable!(messages -> tenants (tenant_id));
 diesel::joinable!(evidence_contents -> tenants (tenant_id));
@@ -287,9 +333,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     audit_events,
     audit_heads,
+    case_created_days,
     case_detections,
+    case_resolved_days,
     cases,
     delivery_cursors,
+    detection_days,
+    detection_months,
     detections,
     messages,
     evidence_contents,

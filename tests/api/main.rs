@@ -35,6 +35,7 @@ mod roles;
 mod schema_docs;
 mod schema_file;
 mod seed;
+mod stats;
 mod stored_values;
 mod subjects;
 mod tenancy;
