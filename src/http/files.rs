@@ -27,6 +27,7 @@ use crate::domain::evidence::{self, Uploaded};
 use crate::error::{AppError, Code, RequestId};
 use crate::graphql::ids::{self, Kind};
 use crate::http::ClientAddress;
+use crate::http::metrics::TransferGuard;
 use crate::models::ids::DetectionId;
 use crate::storage::UploadError;
 
@@ -63,34 +64,7 @@ impl FileError {
 
 impl IntoResponse for FileError {
     fn into_response(self) -> Response {
-        let code = self.error.code();
-        let mut extensions = serde_json::Map::new();
-        extensions.insert("code".into(), json!(code.as_str()));
-        if let AppError::Validation { field, .. } = &self.error {
-            extensions.insert("field".into(), json!(field));
-        }
-        if code == Code::Internal {
-            extensions.insert("requestId".into(), json!(self.request_id.0));
-        }
-        let body = json!({ "errors": [{
-            "message": self.error.public_message(),
-            "extensions": extensions,
-        }]});
-        let mut response = (
-            self.status,
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-            body.to_string(),
-        )
-            .into_response();
-        if code == Code::Unauthenticated {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        crate::http::rest_error(&self.error, &self.request_id, Some(self.status))
     }
 }
 
@@ -118,7 +92,7 @@ fn detection_id(raw: &str) -> Result<DetectionId, AppError> {
 }
 
 /// Ends the stream with an error when no chunk arrives within `idle`.
-fn idle_timeout<S, E>(
+pub(crate) fn idle_timeout<S, E>(
     stream: S,
     idle: Duration,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static
@@ -138,6 +112,28 @@ where
         }
     })
     .boxed()
+}
+
+/// `stream`, counted by `transfer` as it ends: `complete` at its end, `failed` at an error,
+/// `cut` when the response is dropped before (the client left or stopped reading).
+fn tracked(
+    stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
+    transfer: TransferGuard,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold(Some((stream, transfer)), |state| async move {
+        let (mut stream, mut transfer) = state?;
+        match stream.next().await {
+            Some(Ok(chunk)) => Some((Ok(chunk), Some((stream, transfer)))),
+            Some(Err(error)) => {
+                transfer.failed();
+                Some((Err(error), None))
+            }
+            None => {
+                transfer.complete();
+                None
+            }
+        }
+    })
 }
 
 /// `PUT /detections/{id}/file`: the body is the file's contents.
@@ -357,6 +353,7 @@ async fn download(
             })?;
         idle_timeout(opened, state.files.idle_timeout()).boxed()
     };
+    let stream = tracked(stream, state.metrics.transfer_started("download"));
     {
         let range = range.as_ref().map(|r| (r.start, r.end));
         let mut conn = pool::get(&state.db).await.map_err(fail)?;

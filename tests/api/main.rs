@@ -36,6 +36,7 @@ mod seed;
 mod stored_values;
 mod subjects;
 mod tenancy;
+mod transfers;
 mod transports;
 mod users;
 mod websocket;
