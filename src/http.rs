@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod negotiate;
 pub mod pipe;
 pub mod stall;
+pub mod transfer;
 pub mod ws;
 
 use std::convert::Infallible;

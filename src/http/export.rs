@@ -225,7 +225,7 @@ fn opener(
                         )
                     },
                 )?;
-            let chunks: Chunks = crate::http::files::idle_timeout(stream, idle)
+            let chunks: Chunks = crate::http::transfer::idle_timeout(stream, idle)
                 .map_err(|e| io::Error::other(format!("reading stored content: {e}")))
                 .boxed();
             Ok(chunks)
