@@ -10,6 +10,9 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod negotiate;
+pub mod pipe;
+pub mod stall;
+pub mod transfer;
 pub mod ws;
 
 use std::convert::Infallible;
@@ -114,19 +117,22 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
 
 /// An error as the REST endpoints (files, export, audit export, NDJSON ingest) answer it:
 /// the GraphQL error body of [`crate::graphql::errors::response`], with the code's status
-/// and, for `UNAUTHENTICATED`, a `WWW-Authenticate: Bearer` challenge.
+/// or `status` when the endpoint answers another (a REST body that fails a check is 422
+/// where GraphQL's table says 400; 413, 416), `Cache-Control: no-store`, and for
+/// `UNAUTHENTICATED` a `WWW-Authenticate: Bearer` challenge.
 pub(crate) fn rest_error(
     error: &crate::error::AppError,
     request_id: &RequestId,
+    status: Option<axum::http::StatusCode>,
 ) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
     use axum::response::IntoResponse as _;
     let body = crate::graphql::errors::response(error, request_id);
-    let mut response = (error.status(), axum::Json(body)).into_response();
+    let mut response = (status.unwrap_or_else(|| error.status()), axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if matches!(error, crate::error::AppError::Unauthenticated) {
-        response.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Bearer"),
-        );
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }

@@ -71,6 +71,7 @@ async fn run(
         format!("listening on {} (set CASEFILE_LISTEN to another address)", serve.listen)
     })?;
     let address = listener.local_addr()?;
+    let listener = http::stall::listener(listener, serve.files.idle_timeout());
 
     println!("casefile is ready: GraphiQL at http://{address}/");
     match token {

@@ -4,21 +4,23 @@
 //! `manifest.json` last with each entry's SHA-256 and size as written.
 
 use std::io;
-use std::pin::Pin;
 
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, ZipDateTime, ZipEntryBuilder};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::AsyncWriteExt as _;
 use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{AsyncWriteExt as _, StreamExt as _};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use tokio::io::AsyncWrite;
 
-/// A readable content, opened when its entry is written (so one file is open at a time).
-pub type Reader = Pin<Box<dyn AsyncRead + Send>>;
+/// A content's bytes in chunks, opened when its entry is written (so one file is open at
+/// a time).
+pub type Chunks = BoxStream<'static, io::Result<Bytes>>;
 /// Opens a content for reading.
-pub type Opener = Box<dyn FnOnce() -> BoxFuture<'static, io::Result<Reader>> + Send>;
+pub type Opener = Box<dyn FnOnce() -> BoxFuture<'static, io::Result<Chunks>> + Send>;
 
 /// What an entry holds.
 pub enum Contents {
@@ -77,9 +79,6 @@ pub struct Manifest {
 /// The path of the manifest in the package.
 pub const MANIFEST: &str = "manifest.json";
 
-/// Bytes read from a stored content at a time.
-const CHUNK: usize = 256 * 1024;
-
 /// Writes `entries` and then the manifest (completed with the entries' hashes and sizes)
 /// as a ZIP into `out`, one entry at a time in constant memory. Fails when a stored
 /// content does not hash to its address (the package would not be what it claims).
@@ -89,7 +88,6 @@ pub async fn write<W: AsyncWrite + Unpin>(
     mut manifest: Manifest,
 ) -> io::Result<W> {
     let mut zip = ZipFileWriter::with_tokio(out);
-    let mut buffer = vec![0_u8; CHUNK];
     for entry in entries {
         let builder = ZipEntryBuilder::new(entry.path.clone().into(), Compression::Stored)
             .last_modification_date(ZipDateTime::from(&entry.modified))
@@ -104,16 +102,13 @@ pub async fn write<W: AsyncWrite + Unpin>(
                 zip.write_entry_whole(builder, &bytes).await.map_err(zip_error)?;
             }
             Contents::Stored { open, sha256 } => {
-                let mut reader = open().await?;
+                let mut chunks = open().await?;
                 let mut writer = zip.write_entry_stream(builder).await.map_err(zip_error)?;
-                loop {
-                    let n = reader.read(&mut buffer).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buffer[..n]);
-                    writer.write_all(&buffer[..n]).await?;
-                    size += n as u64;
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = chunk?;
+                    hasher.update(&chunk);
+                    writer.write_all(&chunk).await?;
+                    size += chunk.len() as u64;
                 }
                 writer.close().await.map_err(zip_error)?;
                 expected = Some(sha256);

@@ -101,7 +101,7 @@ fn parse_params(query: &str) -> Result<Params, AppError> {
 
 /// An error as the REST endpoints answer it: the GraphQL error shape, with its status.
 fn error_response(error: &AppError, request_id: &RequestId) -> Response {
-    crate::http::rest_error(error, request_id)
+    crate::http::rest_error(error, request_id, None)
 }
 
 /// `GET /audit/export?format=ndjson|csv&from=<RFC 3339>&to=<RFC 3339>` (ADMIN).

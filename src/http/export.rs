@@ -5,34 +5,26 @@
 //! made, and only a stream that stops moving for the idle timeout is cut.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use chrono::Utc;
-use futures_util::TryStreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWrite;
-use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::app::AppState;
 use crate::auth::{self, Viewer};
 use crate::domain::{self, audit};
 use crate::error::{AppError, AppResult};
-use crate::export::package::{self, Contents, Entry, Manifest, ManifestCase, Missing, Reader};
+use crate::export::package::{self, Chunks, Contents, Entry, Manifest, ManifestCase, Missing};
 use crate::export::{self, CaseSnapshot, Part, activity, names::FolderNamer, summary};
 use crate::graphql::ids::{self, Kind};
-use crate::http::{ClientAddress, RequestId};
+use crate::http::{ClientAddress, RequestId, pipe};
 use crate::models::events::Event;
 use crate::storage::{ContentHash, Storage};
-
-/// Bytes between the ZIP writer and the response body.
-const PIPE: usize = 256 * 1024;
 
 /// The export route's handler.
 pub async fn handler(
@@ -51,7 +43,7 @@ pub async fn handler(
 
 /// An error as `{"errors":[{"message","extensions":{"code",…}}]}` with its HTTP status.
 pub fn error_response(error: &AppError, request_id: &RequestId) -> Response {
-    crate::http::rest_error(error, request_id)
+    crate::http::rest_error(error, request_id, None)
 }
 
 async fn export(
@@ -101,31 +93,48 @@ async fn export(
     let name = export::single_file_name(number, Part::Files);
     let entries = entries(state, &viewer, &snapshot, &parts).await?;
     let manifest = manifest(&snapshot, &viewer);
-    let (reader, writer) = tokio::io::duplex(PIPE);
-    let idle = state.files.idle_timeout();
+    let (writer, body, sent) = pipe::pipe(state.files.idle_timeout());
+    let mut transfer = state.metrics.transfer_started("export");
     let db = state.db.clone();
     let case = snapshot.case.clone();
     let file_name = name.clone();
     tokio::spawn(async move {
-        let out = Tap::new(writer, idle);
-        match package::write(out, entries, manifest).await {
-            Ok(out) => {
-                let (sha256, size) = out.finish();
-                let recorded = domain::export::record_exported(
-                    &db, &viewer, &case, &parts, &file_name, &sha256, size,
-                )
-                .await;
-                if let Err(error) = recorded {
-                    tracing::error!(%error, case = case.number, "the export was sent but not recorded");
-                }
+        let written = match package::write(writer, entries, manifest).await {
+            Ok(writer) => writer.finish().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
+            // The client went away or stopped reading (`cut`), or a content could not be
+            // read or did not match its address (`failed`): the work stops here, and the
+            // client sees the connection cut, never a truncated package as a whole one.
+            if !matches!(error.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::TimedOut) {
+                transfer.failed();
             }
-            // The client went away or stopped reading, or a content could not be read:
-            // the work stops here and the client sees a cut-off stream.
-            Err(error) => tracing::warn!(%error, case = case.number, "case export stopped"),
+            tracing::warn!(%error, case = case.number, "case export stopped");
+            return;
+        }
+        // The response reports what it sent once its last byte has gone to hyper; a
+        // client that leaves before gets no `case.exported` event.
+        let Ok(sent) = sent.await else {
+            tracing::warn!(case = case.number, "case export stopped: the client went away");
+            return;
+        };
+        transfer.complete();
+        let recorded = domain::export::record_exported(
+            &db,
+            &viewer,
+            &case,
+            &parts,
+            &file_name,
+            &sent.sha256,
+            sent.size,
+        )
+        .await;
+        if let Err(error) = recorded {
+            tracing::error!(%error, case = case.number, "the export was sent but not recorded");
         }
     });
-    let mut response =
-        Response::new(Body::from_stream(ReaderStream::with_capacity(reader, 64 * 1024)));
+    let mut response = Response::new(body);
     set_file_headers(response.headers_mut(), "application/zip", &name);
     Ok(response)
 }
@@ -188,7 +197,8 @@ async fn entries(
         for (detection, content) in stored_files(snapshot) {
             let Some(hash) = ContentHash::parse(&content.sha256) else { continue };
             let path = namer.path(detection.observed_at, detection.file_name.as_deref());
-            let open = opener(state.storage.clone(), viewer.tenant_id, hash);
+            let open =
+                opener(state.storage.clone(), viewer.tenant_id, hash, state.files.idle_timeout());
             let contents = Contents::Stored { open, sha256: content.sha256.clone() };
             out.push(Entry { path, modified: detection.observed_at, contents });
         }
@@ -197,10 +207,12 @@ async fn entries(
 }
 
 /// Opens a stored content when its entry is written.
+/// A read that waits longer than `idle` for the store fails (as a failed export, not a cut).
 fn opener(
     storage: Storage,
     tenant: crate::models::ids::TenantId,
     hash: ContentHash,
+    idle: std::time::Duration,
 ) -> package::Opener {
     Box::new(move || {
         Box::pin(async move {
@@ -213,8 +225,10 @@ fn opener(
                         )
                     },
                 )?;
-            let reader: Reader = Box::pin(StreamReader::new(stream.map_err(io::Error::other)));
-            Ok(reader)
+            let chunks: Chunks = crate::http::transfer::idle_timeout(stream, idle)
+                .map_err(|e| io::Error::other(format!("reading stored content: {e}")))
+                .boxed();
+            Ok(chunks)
         })
     })
 }
@@ -283,64 +297,4 @@ fn set_file_headers(headers: &mut HeaderMap, content_type: &'static str, name: &
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-}
-
-/// The response's writing end: hashes and counts every byte sent, and fails a write that
-/// waits longer than the idle timeout (a client that stopped reading).
-struct Tap<W> {
-    inner: W,
-    hasher: Sha256,
-    size: u64,
-    idle: Duration,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<W> Tap<W> {
-    fn new(inner: W, idle: Duration) -> Self {
-        Tap { inner, hasher: Sha256::new(), size: 0, idle, deadline: None }
-    }
-
-    /// The SHA-256 (hex) and size of everything written.
-    fn finish(self) -> (String, u64) {
-        (package::hex(&self.hasher.finalize()), self.size)
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for Tap<W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.deadline = None;
-                this.hasher.update(&buf[..n]);
-                this.size += n as u64;
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                let idle = this.idle;
-                let deadline =
-                    this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client read nothing for the idle timeout",
-                    ))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }

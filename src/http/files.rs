@@ -7,16 +7,13 @@
 //! (`CASEFILE_FILE_IDLE_TIMEOUT_SECS`). Uploads have their own size limit
 //! (`CASEFILE_MAX_UPLOAD_BYTES`), not the GraphQL body limit.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
@@ -27,6 +24,7 @@ use crate::domain::evidence::{self, Uploaded};
 use crate::error::{AppError, Code, RequestId};
 use crate::graphql::ids::{self, Kind};
 use crate::http::ClientAddress;
+use crate::http::transfer::{idle_timeout, tracked};
 use crate::models::ids::DetectionId;
 use crate::storage::UploadError;
 
@@ -63,34 +61,7 @@ impl FileError {
 
 impl IntoResponse for FileError {
     fn into_response(self) -> Response {
-        let code = self.error.code();
-        let mut extensions = serde_json::Map::new();
-        extensions.insert("code".into(), json!(code.as_str()));
-        if let AppError::Validation { field, .. } = &self.error {
-            extensions.insert("field".into(), json!(field));
-        }
-        if code == Code::Internal {
-            extensions.insert("requestId".into(), json!(self.request_id.0));
-        }
-        let body = json!({ "errors": [{
-            "message": self.error.public_message(),
-            "extensions": extensions,
-        }]});
-        let mut response = (
-            self.status,
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-            body.to_string(),
-        )
-            .into_response();
-        if code == Code::Unauthenticated {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        crate::http::rest_error(&self.error, &self.request_id, Some(self.status))
     }
 }
 
@@ -115,29 +86,6 @@ fn detection_id(raw: &str) -> Result<DetectionId, AppError> {
         Some((Kind::Detection, uuid)) => Ok(DetectionId(uuid)),
         _ => Err(AppError::NotFound("detection")),
     }
-}
-
-/// Ends the stream with an error when no chunk arrives within `idle`.
-fn idle_timeout<S, E>(
-    stream: S,
-    idle: Duration,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: std::fmt::Display,
-{
-    futures_util::stream::unfold(Some(stream), move |stream| async move {
-        let mut stream = stream?;
-        match tokio::time::timeout(idle, stream.next()).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(stream))),
-            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e.to_string())), None)),
-            Ok(None) => None,
-            Err(_) => {
-                Some((Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle timeout")), None))
-            }
-        }
-    })
-    .boxed()
 }
 
 /// `PUT /detections/{id}/file`: the body is the file's contents.
@@ -357,6 +305,7 @@ async fn download(
             })?;
         idle_timeout(opened, state.files.idle_timeout()).boxed()
     };
+    let stream = tracked(stream, length, state.metrics.transfer_started("download"));
     {
         let range = range.as_ref().map(|r| (r.start, r.end));
         let mut conn = pool::get(&state.db).await.map_err(fail)?;

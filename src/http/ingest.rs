@@ -242,7 +242,7 @@ fn parse_line(line_no: u64, bytes: &[u8]) -> Result<DetectionDraft, Rejected> {
 }
 
 fn error_response(error: &AppError, request_id: &RequestId) -> Response {
-    crate::http::rest_error(error, request_id)
+    crate::http::rest_error(error, request_id, None)
 }
 
 fn error_with(status: StatusCode, code: &str, message: &str, request_id: &RequestId) -> Response {

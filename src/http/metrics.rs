@@ -81,6 +81,17 @@ struct OperationLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TransferLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TransferOutcomeLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
@@ -92,6 +103,8 @@ pub struct Metrics {
     latency: Family<OperationLabels, Histogram>,
     pool: Family<PoolLabels, Gauge>,
     websockets: Gauge<i64, AtomicI64>,
+    transfers_active: Family<TransferLabels, Gauge>,
+    transfers: Family<TransferOutcomeLabels, Counter>,
     /// The retention jobs' counters (`casefile_jobs_*`).
     pub jobs: crate::jobs::JobMetrics,
     db: DbPool,
@@ -128,8 +141,32 @@ impl Metrics {
             "Open GraphQL WebSocket connections",
             websockets.clone(),
         );
+        let transfers_active = Family::<TransferLabels, Gauge>::default();
+        registry.register(
+            "file_transfers_active",
+            "Evidence downloads and case exports being sent, by kind (download, export)",
+            transfers_active.clone(),
+        );
+        let transfers = Family::<TransferOutcomeLabels, Counter>::default();
+        registry.register(
+            "file_transfers",
+            "Evidence downloads and case exports that ended, by kind and outcome: complete; \
+             cut (the client left or read nothing for the idle timeout); failed (a content \
+             could not be read or did not match its SHA-256)",
+            transfers.clone(),
+        );
         let jobs = crate::jobs::JobMetrics::register(&mut registry);
-        Self { registry, requests, latency, pool, websockets, jobs, db }
+        Self {
+            registry,
+            requests,
+            latency,
+            pool,
+            websockets,
+            transfers_active,
+            transfers,
+            jobs,
+            db,
+        }
     }
 
     /// Counts one GraphQL request and its latency.
@@ -142,6 +179,14 @@ impl Metrics {
     pub fn websocket_opened(&self) -> WebSocketGuard {
         self.websockets.inc();
         WebSocketGuard(self.websockets.clone())
+    }
+
+    /// Tracks a download or export (`kind`) until the guard is dropped; an outcome not
+    /// set by then is `cut`.
+    pub fn transfer_started(&self, kind: &'static str) -> TransferGuard {
+        let active = self.transfers_active.get_or_create(&TransferLabels { kind }).clone();
+        active.inc();
+        TransferGuard { kind, outcome: "cut", active, ended: self.transfers.clone() }
     }
 
     /// The text exposition, with pool gauges read now.
@@ -172,6 +217,34 @@ pub struct WebSocketGuard(Gauge<i64, AtomicI64>);
 impl Drop for WebSocketGuard {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// One download or export being sent; counts its outcome when dropped.
+pub struct TransferGuard {
+    kind: &'static str,
+    outcome: &'static str,
+    active: Gauge,
+    ended: Family<TransferOutcomeLabels, Counter>,
+}
+
+impl TransferGuard {
+    /// The transfer sent everything.
+    pub fn complete(&mut self) {
+        self.outcome = "complete";
+    }
+
+    /// The server could not read or verify what it was sending.
+    pub fn failed(&mut self) {
+        self.outcome = "failed";
+    }
+}
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.active.dec();
+        let labels = TransferOutcomeLabels { kind: self.kind, outcome: self.outcome };
+        self.ended.get_or_create(&labels).inc();
     }
 }
 

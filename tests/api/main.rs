@@ -39,6 +39,7 @@ mod stats;
 mod stored_values;
 mod subjects;
 mod tenancy;
+mod transfers;
 mod transports;
 mod users;
 mod webhooks;

@@ -348,9 +348,12 @@ impl TestApp {
         };
         state.events.listen(database_url.clone());
         let events = state.events.clone();
+        let idle = state.files.idle_timeout();
         let app = casefile::router(state, Duration::from_secs(30));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        // Served as `casefile serve` serves: a client that stops reading is cut.
+        let listener = casefile::http::stall::listener(listener, idle);
         tokio::spawn(async move {
             let _ = axum::serve(
                 listener,
