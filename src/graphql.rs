@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod operation;
 pub mod order;
 pub mod pagination;
+pub mod pipeline;
 pub mod scalars;
 pub mod stats;
 pub mod subjects;
@@ -92,7 +93,7 @@ pub struct Runtime {
 }
 
 /// Builds the schema with its limits. The pool is schema-wide data; the viewer and the
-/// loaders are attached to each operation ([`request_data`], [`operation::PerOperation`]).
+/// loaders are attached to each operation ([`request_data`], [`operation::execute`]).
 ///
 /// Depth, cost and directives are measured by [`limits::QueryLimits`] (coded errors);
 /// async-graphql's bound of 64 nested selection sets, the parser's own, stays behind it.
@@ -112,12 +113,9 @@ pub fn build_with(
     documents: Arc<documents::Documents>,
 ) -> CasefileSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        // First: its hooks wrap every other extension's, so it sees every error.
-        .extension(errors::ErrorCodes)
-        .extension(operation::PerOperation)
-        .limit_recursive_depth(64)
-        .extension(limits::QueryLimits::new(limits))
-        .extension(documents::ValidationCache(documents));
+        // The only extension: each one costs every field of every response.
+        .extension(pipeline::Pipeline::new(limits::QueryLimits::new(limits), documents))
+        .limit_recursive_depth(64);
     builder = describe_library_types(builder);
     if let Some(Runtime { db, audit_key, events, storage, webhooks }) = runtime {
         builder = builder.data(db).data(audit_key).data(events).data(storage).data(webhooks);
@@ -199,7 +197,7 @@ pub fn selected_operation<'a>(
 }
 
 /// What a transport attaches to each operation: the viewer as it is now, and the id that
-/// `INTERNAL` errors carry. The loaders are added by [`operation::PerOperation`].
+/// `INTERNAL` errors carry. The loaders are added by [`operation::execute`].
 pub fn request_data(viewer: Viewer, request_id: RequestId) -> async_graphql::Data {
     let mut data = async_graphql::Data::default();
     let viewer = Viewer { request_id: uuid::Uuid::parse_str(&request_id.0).ok(), ..viewer };

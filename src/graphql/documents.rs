@@ -6,11 +6,8 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
-};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
+use async_graphql::{Request, ValidationResult};
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 
@@ -30,7 +27,8 @@ pub fn hash(text: &str) -> Hash {
 /// A document's text and its parse.
 pub struct Stored {
     pub text: Arc<str>,
-    pub document: ExecutableDocument,
+    /// Shared with the operations that run it (the error pipeline reads it).
+    pub document: Arc<ExecutableDocument>,
 }
 
 struct Texts {
@@ -68,7 +66,7 @@ impl Documents {
     /// Keeps a parsed document (the least recently used go first past the bounds; a
     /// document larger than the whole budget is not kept).
     pub fn put(&self, hash: Hash, text: Arc<str>, document: ExecutableDocument) -> Arc<Stored> {
-        let stored = Arc::new(Stored { text, document });
+        let stored = Arc::new(Stored { text, document: Arc::new(document) });
         let size = stored.text.len();
         if size > MAX_TEXT_BYTES {
             return stored;
@@ -99,71 +97,39 @@ impl Documents {
     pub fn attach(&self, request: &mut Request) {
         let key = hash(&request.query);
         if let Some(stored) = self.get(&key) {
-            request.set_parsed_query(stored.document.clone());
+            request.set_parsed_query(ExecutableDocument::clone(&stored.document));
             return;
         }
         if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
             let stored = self.put(key, Arc::from(request.query.as_str()), document);
-            request.set_parsed_query(stored.document.clone());
+            request.set_parsed_query(ExecutableDocument::clone(&stored.document));
         }
     }
 }
 
-/// The schema extension that skips validating a document again with the same operation
-/// name and variables (successful validations only; every refusal is worked out anew).
-pub struct ValidationCache(pub Arc<Documents>);
-
-impl ExtensionFactory for ValidationCache {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Validate { documents: self.0.clone(), key: Mutex::new(None) })
-    }
-}
-
-struct Validate {
-    documents: Arc<Documents>,
-    /// The request's key, read when it is prepared.
-    key: Mutex<Option<Hash>>,
-}
-
-/// What validation depends on besides the schema: the text, the operation, the variables.
-fn validation_key(request: &Request) -> Option<Hash> {
+/// What validation depends on besides the schema: the text (by its hash), the operation,
+/// the variables. The schema's one extension ([`super::pipeline`]) skips validating a
+/// document again with the same key (successful validations only; every refusal is
+/// worked out anew), and measuring its limits again: they depend on the same things.
+pub(crate) fn validation_key(text: &Hash, request: &Request) -> Option<Hash> {
     let variables = serde_json::to_vec(&request.variables).ok()?;
     let mut digest = Sha256::new();
-    digest.update(hash(&request.query));
+    digest.update(text);
     digest.update(request.operation_name.as_deref().unwrap_or("").as_bytes());
     digest.update([0]);
     digest.update(&variables);
     Some(digest.finalize().into())
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for Validate {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        *lock(&self.key) = validation_key(&request);
-        next.run(ctx, request).await
+impl Documents {
+    /// The result of a validation that passed with this key.
+    pub(crate) fn validated(&self, key: &Hash) -> Option<ValidationResult> {
+        lock(&self.validated).get(key).copied()
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let key = *lock(&self.key);
-        if let Some(key) = key
-            && let Some(result) = lock(&self.documents.validated).get(&key).copied()
-        {
-            return Ok(result);
-        }
-        let result = next.run(ctx).await?;
-        if let Some(key) = key {
-            lock(&self.documents.validated).put(key, result);
-        }
-        Ok(result)
+    /// Keeps the result of a validation that passed.
+    pub(crate) fn keep_validated(&self, key: Hash, result: ValidationResult) {
+        lock(&self.validated).put(key, result);
     }
 }
 

@@ -17,14 +17,8 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextRequest, NextSubscribe, NextValidation,
-};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{
-    Pos, Positioned, Request, Response, ServerError, ServerResult, ValidationResult, Variables,
-};
+use async_graphql::{Pos, Positioned, Request, Response, ServerError, ServerResult};
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -34,19 +28,11 @@ use crate::error::{
 };
 use crate::graphql::order;
 
-/// Registers the error pipeline on a schema (`Schema::build(…).extension(ErrorCodes)`).
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Coding::default())
-    }
-}
-
-/// The pipeline of one operation. Its state is shared with the response stream of a
+/// The error pipeline of one operation, run by the schema's one extension
+/// ([`super::pipeline`]). Its state is shared with the response stream of a
 /// WebSocket operation, which async-graphql runs without the `request` hook.
 #[derive(Default)]
-struct Coding {
+pub(crate) struct Coding {
     state: Arc<Mutex<State>>,
 }
 
@@ -109,29 +95,25 @@ fn finish(mut response: Response, state: &mut State) -> Response {
     response
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for Coding {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let response = next.run(ctx).await;
+impl Coding {
+    /// `request`: the response finished ([`finish`]).
+    pub(crate) fn finish(&self, response: Response) -> Response {
         finish(response, &mut self.state())
     }
 
-    fn subscribe<'s>(
+    /// `subscribe`: every response of the stream finished.
+    pub(crate) fn finish_stream<'s>(
         &self,
-        ctx: &ExtensionContext<'_>,
         stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
         let state = self.state.clone();
-        next.run(ctx, stream).map(move |response| finish(response, &mut lock(&state))).boxed()
+        stream.map(move |response| finish(response, &mut lock(&state))).boxed()
     }
 
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+    /// `prepare_request`: remembers the request id and operation name, and parses the
+    /// document (once: execution reuses it), so that what fails later in async-graphql's
+    /// parse step is one of its limits, never the syntax.
+    pub(crate) fn prepare(&self, request: &mut Request) -> ServerResult<()> {
         let request_id = request
             .data
             .get(&TypeId::of::<RequestId>())
@@ -142,25 +124,24 @@ impl Extension for Coding {
             state.request_id = request_id;
             state.operation_name = request.operation_name.clone();
         }
-        // Parsed here (once: execution reuses the document), so that what fails later in
-        // async-graphql's parse step is one of its limits, never the syntax.
         if let Err(mut error) = request.parsed_query() {
             set_code(&mut error, GRAPHQL_PARSE_FAILED);
             return Err(error);
         }
-        next.run(ctx, request).await
+        Ok(())
     }
 
-    async fn parse_query(
+    /// `parse_query`: keeps the document (`shared`: the cache's copy, when the cache
+    /// holds it), or codes the error of async-graphql's own limits.
+    pub(crate) fn parsed(
         &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
+        result: ServerResult<ExecutableDocument>,
+        shared: Option<Arc<ExecutableDocument>>,
     ) -> ServerResult<ExecutableDocument> {
-        match next.run(ctx, query, variables).await {
+        match result {
             Ok(document) => {
-                self.state().document = Some(Arc::new(document.clone()));
+                let kept = shared.unwrap_or_else(|| Arc::new(document.clone()));
+                self.state().document = Some(kept);
                 Ok(document)
             }
             Err(mut error) => {
@@ -172,15 +153,8 @@ impl Extension for Coding {
         }
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let mut errors = match next.run(ctx).await {
-            Ok(result) => return Ok(result),
-            Err(errors) => errors,
-        };
+    /// `validation`: codes the errors of a document that failed validation.
+    pub(crate) fn refused(&self, mut errors: Vec<ServerError>) -> Vec<ServerError> {
         let arguments = self.state().arguments();
         for error in &mut errors {
             if code_of(error).is_some() {
@@ -198,17 +172,12 @@ impl Extension for Coding {
                 _ => set_code(error, GRAPHQL_VALIDATION_FAILED),
             }
         }
-        Err(errors)
+        errors
     }
 
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
+    /// `execute`: from here on an uncoded error is an execution error.
+    pub(crate) fn executing(&self) {
         self.state().executed = true;
-        next.run(ctx, operation_name).await
     }
 }
 
@@ -316,7 +285,7 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema, Variables};
 
     struct Query;
 
@@ -334,8 +303,9 @@ mod tests {
     }
 
     async fn run(query: &str, variables: serde_json::Value) -> Response {
-        let schema =
-            Schema::build(Query, EmptyMutation, EmptySubscription).extension(ErrorCodes).finish();
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .extension(crate::graphql::pipeline::Pipeline::default())
+            .finish();
         let request = Request::new(query)
             .variables(Variables::from_json(variables))
             .data(RequestId("request-1".to_owned()));

@@ -13,9 +13,7 @@ pub mod measure;
 
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
+use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::{ExecutableDocument, OperationDefinition};
 use async_graphql::{ErrorExtensions, Pos, Positioned, Request, ServerError, ServerResult};
 
@@ -87,7 +85,8 @@ impl Exceeded {
     }
 }
 
-/// The schema extension that enforces [`Limits`]' depth and complexity on every operation.
+/// Enforces [`Limits`]' depth and complexity on every operation (a stage of the
+/// schema's one extension, [`super::pipeline`]).
 pub struct QueryLimits {
     limits: Arc<Limits>,
     shapes: Arc<OnceLock<Shapes>>,
@@ -97,57 +96,48 @@ impl QueryLimits {
     pub fn new(limits: &Limits) -> Self {
         Self { limits: Arc::new(limits.clone()), shapes: Arc::default() }
     }
-}
 
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Check { limits: self.limits.clone(), shapes: self.shapes.clone() })
-    }
-}
-
-/// One request's check. It measures the document as soon as it is parsed, before
-/// anything else walks it: async-graphql's own checks and validation rules follow every
-/// fragment spread again and again, so a small document that spreads fragments into
-/// fragments (or into themselves) would keep them busy for hours. The measure visits each
-/// fragment once, is safe on an invalid document (an unknown field costs 1), and refuses
-/// fragment cycles itself; validation then refuses any other invalid document.
-struct Check {
-    limits: Arc<Limits>,
-    shapes: Arc<OnceLock<Shapes>>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for Check {
-    async fn prepare_request(
+    /// Measures the operation a request runs; `Err` when it exceeds a limit (the schema's
+    /// one extension runs this before validation, [`super::pipeline`]).
+    pub(crate) fn check(
         &self,
         ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+        request: &mut Request,
+    ) -> ServerResult<()> {
         let name = request.operation_name.clone();
         let variables = std::mem::take(&mut request.variables);
+        let result = self.measure(ctx, request, name.as_deref(), &variables);
+        request.variables = variables;
+        result
+    }
+
+    fn measure(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: &mut Request,
+        name: Option<&str>,
+        variables: &async_graphql::Variables,
+    ) -> ServerResult<()> {
         // A document that does not parse fails with its parse error right after.
-        if let Ok(document) = request.parsed_query() {
-            let shapes = self.shapes.get_or_init(|| Shapes::from_sdl(&ctx.sdl()));
-            for operation in operations(document, name.as_deref()) {
-                let measured = measure::measure(shapes, document, &operation.node, &variables);
-                let refusal = match measured {
-                    Ok(measures) => Exceeded::check(measures, &self.limits),
-                    Err(Unmeasurable::TooDeep) => Some(Exceeded::Depth {
-                        limit: self.limits.max_depth,
-                        depth: NESTING_CEILING + 1,
-                    }),
-                    Err(Unmeasurable::Cycle(fragment)) => {
-                        return Err(cycle_error(&fragment, operation.pos));
-                    }
-                };
-                if let Some(exceeded) = refusal {
-                    return Err(exceeded.into_server_error(operation.pos));
+        let Ok(document) = request.parsed_query() else { return Ok(()) };
+        let shapes = self.shapes.get_or_init(|| Shapes::from_sdl(&ctx.sdl()));
+        for operation in operations(document, name) {
+            let measured = measure::measure(shapes, document, &operation.node, variables);
+            let refusal = match measured {
+                Ok(measures) => Exceeded::check(measures, &self.limits),
+                Err(Unmeasurable::TooDeep) => Some(Exceeded::Depth {
+                    limit: self.limits.max_depth,
+                    depth: NESTING_CEILING + 1,
+                }),
+                Err(Unmeasurable::Cycle(fragment)) => {
+                    return Err(cycle_error(&fragment, operation.pos));
                 }
+            };
+            if let Some(exceeded) = refusal {
+                return Err(exceeded.into_server_error(operation.pos));
             }
         }
-        request.variables = variables;
-        next.run(ctx, request).await
+        Ok(())
     }
 }
 

@@ -55,6 +55,21 @@ fn order_values(
                 order_values(document, fields, item, depth + 1);
             }
         }
+        Value::Object(map) if in_order(fields, map) => {
+            // Most objects answer in order already (their fields were at hand): only
+            // their children may need it.
+            let mut at = 0;
+            for (key, child) in map.iter_mut() {
+                while fields.get(at).is_some_and(|(k, _)| k != key) {
+                    at += 1;
+                }
+                if let Some((_, children)) = fields.get(at)
+                    && children.iter().any(|set| !set.node.items.is_empty())
+                {
+                    reorder_by(document, children, child, depth + 1);
+                }
+            }
+        }
         Value::Object(map) => {
             let mut ordered = IndexMap::with_capacity(map.len());
             for (key, children) in fields {
@@ -71,6 +86,17 @@ fn order_values(
         }
         _ => {}
     }
+}
+
+/// Whether every key of `map` is in `fields`, in `fields`' order.
+fn in_order(fields: &[Field<'_>], map: &IndexMap<Name, Value>) -> bool {
+    let mut at = 0;
+    map.keys().all(|key| {
+        while fields.get(at).is_some_and(|(k, _)| k != key) {
+            at += 1;
+        }
+        at < fields.len()
+    })
 }
 
 /// A response key with the selection sets of every field answering under it.

@@ -150,7 +150,9 @@ pub async fn nested_connection(
     let spec = Arc::new(DetectionSpec { filter, order, request: request.clone(), days });
     let key = NestedDetections { parent, spec };
     let page = loaders.nested_detections.load_one(key.clone()).await?.unwrap_or_default();
-    let page = Page { rows: page.rows.clone(), more: page.more };
+    // Parents of a batch with the same page share it; a page asked for once is not copied.
+    let page = Arc::try_unwrap(page)
+        .unwrap_or_else(|shared| Page { rows: shared.rows.clone(), more: shared.more });
     Ok(connection(
         page,
         &request,

@@ -50,7 +50,9 @@ pub(super) fn resolve(documents: &Documents, request: &mut Request) -> Result<()
     if request.query.is_empty() {
         let stored = documents.get(&hash).ok_or(Refusal::NotFound)?;
         request.query = stored.text.to_string();
-        request.set_parsed_query(stored.document.clone());
+        request.set_parsed_query(async_graphql::parser::types::ExecutableDocument::clone(
+            &stored.document,
+        ));
         return Ok(());
     }
     if documents::hash(&request.query) != hash {
