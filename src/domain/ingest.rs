@@ -1,7 +1,7 @@
 //! Ingesting detections: checked item by item (nothing is stored when one is bad),
 //! idempotent on (source, external id), and high-risk ones gathered into automatic cases.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
@@ -62,7 +62,8 @@ pub struct FileDraft {
 pub struct IngestOutcome {
     pub accepted: usize,
     pub duplicates: usize,
-    /// One per distinct (source, external id) of the input, in input order.
+    /// One per distinct (source, external id) of the input, in input order (empty for a
+    /// bulk ingestion's chunk, whose answer holds no detections).
     pub detections: Vec<Detection>,
     /// Automatic cases created or extended.
     pub auto_cases: Vec<Case>,
@@ -217,7 +218,7 @@ pub async fn ingest(
             check(viewer.tenant_id, draft).map_err(|e| e.within(&format!("detections.{at}.")))?,
         );
     }
-    store(conn, viewer, rows).await
+    store(conn, viewer, rows, true).await
 }
 
 /// What one chunk of a bulk ingestion did: `ingest`'s outcome for the valid items, and
@@ -255,39 +256,70 @@ pub async fn ingest_chunk(
     let outcome = if rows.is_empty() {
         IngestOutcome { accepted: 0, duplicates: 0, detections: Vec::new(), auto_cases: Vec::new() }
     } else {
-        store(conn, viewer, rows).await?
+        store(conn, viewer, rows, false).await?
     };
     Ok(ChunkOutcome { outcome, rejected })
 }
 
+/// A new detection that may go into an automatic case.
+struct Candidate<'a> {
+    id: DetectionId,
+    severity: Severity,
+    rule_name: &'a str,
+    device_hostname: Option<&'a str>,
+}
+
 /// Stores checked rows (the first of each source and external id; the rest and those
 /// stored before count as duplicates) and files automatic cases, in one transaction.
+/// With `rows_back` the outcome carries one stored detection per distinct key (what
+/// `ingestDetections` answers); without it (bulk ingestion) only the counts and cases,
+/// and the insert returns nothing but the new ids.
 async fn store(
     conn: &mut AsyncPgConnection,
     viewer: &Viewer,
     checked: Vec<NewDetection>,
+    rows_back: bool,
 ) -> AppResult<IngestOutcome> {
     let total = checked.len();
     let mut rows: Vec<NewDetection> = Vec::with_capacity(total);
-    let mut keys: Vec<(DetectionSource, String)> = Vec::with_capacity(total);
-    let mut seen: std::collections::HashSet<(DetectionSource, String)> =
-        std::collections::HashSet::with_capacity(total);
-    for row in checked {
-        let key = (row.source, row.external_id.clone());
-        if seen.insert(key.clone()) {
-            keys.push(key);
+    let mut seen: HashSet<(DetectionSource, &str)> = HashSet::with_capacity(total);
+    let mut first = vec![false; total];
+    for (at, row) in checked.iter().enumerate() {
+        first[at] = seen.insert((row.source, row.external_id.as_str()));
+    }
+    drop(seen);
+    for (row, first) in checked.into_iter().zip(first) {
+        if first {
             rows.push(row);
         }
     }
     let viewer = *viewer;
     conn.transaction(async |conn| {
-        let stored = detections::insert_new(conn, &rows).await?;
+        let (stored, new_ids) = if rows_back {
+            let stored = detections::insert_new(conn, &rows).await?;
+            let ids = stored.iter().map(|d| d.id).collect::<Vec<_>>();
+            (stored, ids)
+        } else {
+            let ids = detections::insert_new_ids(conn, &rows).await?;
+            (Vec::new(), ids)
+        };
+        let accepted = new_ids.len();
         let tenant =
             tenants::find(conn, viewer.tenant_id).await?.ok_or(AppError::NotFound("tenant"))?;
         let min = tenant.auto_case_min_severity;
-        let candidates: Vec<&Detection> = stored
+        // The candidates in input order: the new rows at or above the policy's severity
+        // (the database's generated severity is `Severity::from_risk_score`).
+        let new: HashSet<DetectionId> = new_ids.iter().copied().collect();
+        let candidates: Vec<Candidate<'_>> = rows
             .iter()
-            .filter(|d| d.severity >= min && d.source.allowed_in_self_managed())
+            .filter(|r| r.source.allowed_in_self_managed() && new.contains(&r.id))
+            .map(|r| Candidate {
+                id: r.id,
+                severity: Severity::from_risk_score(r.risk_score),
+                rule_name: &r.rule_name,
+                device_hostname: r.device_hostname.as_deref(),
+            })
+            .filter(|c| c.severity >= min)
             .collect();
         let mut events = Vec::new();
         let auto_cases = if tenant.auto_case_enabled && !candidates.is_empty() {
@@ -299,33 +331,38 @@ async fn store(
         } else {
             Vec::new()
         };
-        let all = if stored.len() == keys.len() {
-            stored.clone()
+        let detections = if !rows_back {
+            Vec::new()
         } else {
-            detections::find_by_keys(conn, viewer.tenant_id, &keys).await?
+            let all = if stored.len() == rows.len() {
+                stored
+            } else {
+                let keys: Vec<(DetectionSource, String)> =
+                    rows.iter().map(|r| (r.source, r.external_id.clone())).collect();
+                detections::find_by_keys(conn, viewer.tenant_id, &keys).await?
+            };
+            let mut by_key: HashMap<(DetectionSource, String), Detection> =
+                all.into_iter().map(|d| ((d.source, d.external_id.clone()), d)).collect();
+            rows.iter().filter_map(|r| by_key.remove(&(r.source, r.external_id.clone()))).collect()
         };
-        let mut by_key: HashMap<(DetectionSource, String), Detection> =
-            all.into_iter().map(|d| ((d.source, d.external_id.clone()), d)).collect();
-        let detections = keys.iter().filter_map(|key| by_key.remove(key)).collect();
-        if !stored.is_empty() {
-            let ids: Vec<String> =
-                stored.iter().map(|d| global_id(Kind::Detection, d.id.0)).collect();
+        if accepted > 0 {
+            // In input order, whichever way the insert returned them.
+            let ids: Vec<String> = rows
+                .iter()
+                .filter(|r| new.contains(&r.id))
+                .map(|r| global_id(Kind::Detection, r.id.0))
+                .collect();
             let cases: Vec<String> =
                 auto_cases.iter().map(|c| global_id(Kind::Case, c.id.0)).collect();
             let changes = Changes::new()
-                .fact("accepted", stored.len())
-                .fact("duplicates", total - stored.len())
+                .fact("accepted", accepted)
+                .fact("duplicates", total - accepted)
                 .fact("detectionIds", ids)
                 .fact("autoCaseIds", cases);
             events.insert(0, NewEvent::new("detections.ingested").changes(changes.into_value()));
         }
         record(conn, viewer.tenant_id, &viewer.origin(), events).await?;
-        Ok(IngestOutcome {
-            accepted: stored.len(),
-            duplicates: total - stored.len(),
-            detections,
-            auto_cases,
-        })
+        Ok(IngestOutcome { accepted, duplicates: total - accepted, detections, auto_cases })
     })
     .await
 }
@@ -336,12 +373,12 @@ async fn store(
 async fn file_auto_cases(
     conn: &mut AsyncPgConnection,
     tenant: &tenants::Tenant,
-    candidates: &[&Detection],
+    candidates: &[Candidate<'_>],
     events: &mut Vec<NewEvent>,
 ) -> AppResult<Vec<Case>> {
-    let mut groups: Vec<((String, String), Vec<&Detection>)> = Vec::new();
-    for &d in candidates {
-        let key = (d.rule_name.clone(), d.device_hostname.clone().unwrap_or_default());
+    let mut groups: Vec<((&str, &str), Vec<&Candidate<'_>>)> = Vec::new();
+    for d in candidates {
+        let key = (d.rule_name, d.device_hostname.unwrap_or_default());
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(d),
             None => groups.push((key, vec![d])),
@@ -353,12 +390,12 @@ async fn file_auto_cases(
         for chunk in members.chunks(cases::MAX_DETECTIONS as usize) {
             let ids: Vec<DetectionId> = chunk.iter().map(|d| d.id).collect();
             let highest = chunk.iter().map(|d| d.severity).max().unwrap_or(Severity::High);
-            let open = cases::find_open_auto_case(conn, tenant.id, &rule, &device, now).await?;
+            let open = cases::find_open_auto_case(conn, tenant.id, rule, device, now).await?;
             let (case, created) = match open.filter(|c| {
                 i64::from(c.detection_count) + ids.len() as i64 <= cases::MAX_DETECTIONS
             }) {
                 Some(case) => (case, false),
-                None => (create_auto_case(conn, tenant, &rule, &device, highest, now).await?, true),
+                None => (create_auto_case(conn, tenant, rule, device, highest, now).await?, true),
             };
             links::add(conn, tenant.id, case.id, &ids).await?;
             let mut changes = CaseChanges::default();

@@ -274,7 +274,7 @@ pub fn today() -> DateTime<Utc> {
 pub async fn run(
     conn: &mut AsyncPgConnection,
     options: &SeedOptions,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<Vec<SeededTenant>> {
     let plan = options.plan;
     anyhow::ensure!(plan.tenants >= 1 && plan.tenants <= TENANT_NAMES.len(), "1 to 10 tenants");
@@ -290,6 +290,34 @@ pub async fn run(
             names.join(", ")
         );
     }
+    let out = if seed::bulk_tables_empty(conn).await? {
+        // A fresh database: one transaction that sets the secondary indexes and foreign
+        // keys of the big tables aside, writes every batch (each a savepoint with its
+        // event), and builds them back before it commits. Nothing is seen half-written,
+        // and a failure leaves the database as it was.
+        conn.transaction(async |conn| {
+            let aside = seed::set_aside(conn).await?;
+            progress("indexes and foreign keys of detections, cases and links set aside");
+            let out = write_tenants(conn, options, &names, progress).await?;
+            let rebuilt = seed::put_back(conn, aside).await?;
+            progress(&format!("{rebuilt} indexes and foreign keys built back"));
+            anyhow::Ok(out)
+        })
+        .await?
+    } else {
+        write_tenants(conn, options, &names, progress).await?
+    };
+    seed::analyze(conn).await?;
+    Ok(out)
+}
+
+/// Generates and writes each tenant in turn, one committed batch (or savepoint) at a time.
+async fn write_tenants(
+    conn: &mut AsyncPgConnection,
+    options: &SeedOptions,
+    names: &[String],
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<Vec<SeededTenant>> {
     let mut out = Vec::new();
     for (t, name) in names.iter().enumerate() {
         let mut rng = StdRng::seed_from_u64(
@@ -298,7 +326,6 @@ pub async fn run(
         let tenant = generate_tenant(&mut rng, options, name, t);
         out.push(write_tenant(conn, options, &tenant, progress).await?);
     }
-    seed::analyze(conn).await?;
     Ok(out)
 }
 
@@ -760,7 +787,7 @@ async fn write_tenant(
     conn: &mut AsyncPgConnection,
     options: &SeedOptions,
     t: &GeneratedTenant,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<SeededTenant> {
     let tenant = t.summary.id;
     let seed_no = options.seed;

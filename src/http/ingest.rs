@@ -158,33 +158,41 @@ fn position_free(error: &serde_json::Error) -> String {
 
 /// Parses one line into a draft, or the reason it cannot be one.
 fn parse_line(line_no: u64, bytes: &[u8]) -> Result<DetectionDraft, Rejected> {
+    // Most lines are good: parse them without tracking the path, and parse a bad line
+    // again with its path for the answer.
+    let input = match serde_json::from_slice::<LineInput>(bytes) {
+        Ok(input) => input,
+        Err(_) => return Err(rejected_line(line_no, bytes)),
+    };
+    draft_of(line_no, input)
+}
+
+/// Why a line that is not a `DetectionInput` is not one: the field's path and serde's
+/// message.
+fn rejected_line(line_no: u64, bytes: &[u8]) -> Rejected {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed: Result<LineInput, _> = serde_path_to_error::deserialize(&mut de);
-    let input = match parsed {
-        Ok(input) => input,
-        Err(error) => {
-            let inner = error.inner();
-            let what = if inner.is_syntax() || inner.is_eof() {
-                "the line is not valid JSON"
-            } else {
-                "the line is not a DetectionInput"
-            };
-            let field =
-                if inner.is_syntax() || inner.is_eof() { None } else { field_of(error.path()) };
-            return Err(Rejected::validation(
-                line_no,
-                field,
-                format!("{what}: {}", position_free(inner)),
-            ));
-        }
-    };
-    if let Err(error) = de.end() {
-        return Err(Rejected::validation(
+    if let Err(error) = parsed {
+        let inner = error.inner();
+        let syntax = inner.is_syntax() || inner.is_eof();
+        let what =
+            if syntax { "the line is not valid JSON" } else { "the line is not a DetectionInput" };
+        let field = if syntax { None } else { field_of(error.path()) };
+        return Rejected::validation(line_no, field, format!("{what}: {}", position_free(inner)));
+    }
+    match de.end() {
+        Err(error) => Rejected::validation(
             line_no,
             None,
             format!("the line is not valid JSON: {}", position_free(&error)),
-        ));
+        ),
+        // Not reached: a line that fails to parse fails here too.
+        Ok(()) => Rejected::validation(line_no, None, "the line is not a DetectionInput"),
     }
+}
+
+/// The draft of a parsed line, or why its enum values are unknown.
+fn draft_of(line_no: u64, input: LineInput) -> Result<DetectionDraft, Rejected> {
     let source = DetectionSource::parse(&input.source).ok_or_else(|| {
         Rejected::validation(
             line_no,
@@ -304,11 +312,15 @@ pub async fn post(
 
     let mut summary = Summary::default();
     let mut stream = body.into_data_stream();
-    // The line being read; `over` once it passed the limit (the rest is skipped).
+    // The line being read when it spans pieces of the body; `over` once it passed the
+    // limit (the rest is skipped).
     let mut line: Vec<u8> = Vec::new();
     let mut over = false;
     let mut line_no: u64 = 0;
     let mut chunk = Chunk::new();
+    // The chunk being committed while the next one is read and parsed: at most one, so
+    // chunks commit in order and memory stays at two chunks.
+    let mut pending: Option<Commit> = None;
 
     loop {
         let piece = match stream.next().await {
@@ -316,6 +328,9 @@ pub async fn post(
             Some(Err(error)) => {
                 // The client went away or the body broke: what committed stays.
                 tracing::info!(%error, lines = line_no, "ingest body ended early");
+                if let Err(error) = settle(&mut pending, &mut summary).await {
+                    tracing::warn!(%error, "an ingest chunk failed after the body ended early");
+                }
                 return (StatusCode::BAD_REQUEST, axum::Json(json!({
                     "errors": [{ "message": "the request body ended early; the chunks committed before stay", "extensions": { "code": BAD_REQUEST } }],
                 }))).into_response();
@@ -326,21 +341,24 @@ pub async fn post(
         while !rest.is_empty() {
             match rest.iter().position(|&b| b == b'\n') {
                 Some(at) => {
-                    if !over && line.len() + at > MAX_LINE_BYTES {
-                        over = true;
-                        line.clear();
-                    } else if !over {
-                        line.extend_from_slice(&rest[..at]);
-                    }
                     line_no += 1;
-                    take_line(&mut chunk, &mut summary, line_no, &line, over);
+                    if over || line.len() + at > MAX_LINE_BYTES {
+                        take_line(&mut chunk, &mut summary, line_no, &[], true);
+                    } else if line.is_empty() {
+                        // The whole line is in this piece: parsed where it lies.
+                        take_line(&mut chunk, &mut summary, line_no, &rest[..at], false);
+                    } else {
+                        line.extend_from_slice(&rest[..at]);
+                        take_line(&mut chunk, &mut summary, line_no, &line, false);
+                    }
                     line.clear();
                     over = false;
                     rest = &rest[at + 1..];
-                    if chunk.count >= CHUNK_LINES
-                        && let Err(error) = commit(&state, &viewer, &mut chunk, &mut summary).await
-                    {
-                        return error_response(&error, &request_id);
+                    if chunk.count >= CHUNK_LINES {
+                        if let Err(error) = settle(&mut pending, &mut summary).await {
+                            return error_response(&error, &request_id);
+                        }
+                        pending = start_commit(&state, viewer, &mut chunk);
                     }
                 }
                 None => {
@@ -362,7 +380,11 @@ pub async fn post(
         line_no += 1;
         take_line(&mut chunk, &mut summary, line_no, &line, over);
     }
-    if let Err(error) = commit(&state, &viewer, &mut chunk, &mut summary).await {
+    if let Err(error) = settle(&mut pending, &mut summary).await {
+        return error_response(&error, &request_id);
+    }
+    pending = start_commit(&state, viewer, &mut chunk);
+    if let Err(error) = settle(&mut pending, &mut summary).await {
         return error_response(&error, &request_id);
     }
     summary.rejected.sort_by_key(|r| r.line);
@@ -396,21 +418,32 @@ fn take_line(chunk: &mut Chunk, summary: &mut Summary, line_no: u64, bytes: &[u8
     }
 }
 
-/// Checks and commits the chunk's drafts in one transaction, then empties the chunk.
-async fn commit(
-    state: &AppState,
-    viewer: &auth::Viewer,
-    chunk: &mut Chunk,
-    summary: &mut Summary,
-) -> Result<(), AppError> {
+/// A chunk being checked and committed on a task of its own, with its line numbers.
+type Commit = tokio::task::JoinHandle<Result<(ingest::ChunkOutcome, Vec<u64>), AppError>>;
+
+/// Starts checking and committing the chunk's drafts in one transaction (on its own
+/// task, which finishes even if the request is dropped), and empties the chunk.
+fn start_commit(state: &AppState, viewer: auth::Viewer, chunk: &mut Chunk) -> Option<Commit> {
     let drafts = std::mem::take(&mut chunk.drafts);
     let lines = std::mem::take(&mut chunk.lines);
     chunk.count = 0;
     if drafts.is_empty() {
-        return Ok(());
+        return None;
     }
-    let mut conn = pool::get(&state.db).await?;
-    let done = ingest::ingest_chunk(&mut conn, viewer, drafts).await?;
+    let db = state.db.clone();
+    Some(tokio::spawn(async move {
+        let mut conn = pool::get(&db).await?;
+        let done = ingest::ingest_chunk(&mut conn, &viewer, drafts).await?;
+        Ok((done, lines))
+    }))
+}
+
+/// Waits for the chunk being committed, if any, and adds what it did to the answer.
+async fn settle(pending: &mut Option<Commit>, summary: &mut Summary) -> Result<(), AppError> {
+    let Some(task) = pending.take() else { return Ok(()) };
+    let (done, lines) = task.await.map_err(|error| {
+        AppError::Internal(anyhow::anyhow!("an ingest chunk failed: {error}"))
+    })??;
     summary.accepted += done.outcome.accepted;
     summary.duplicates += done.outcome.duplicates;
     for (at, error) in done.rejected {

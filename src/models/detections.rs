@@ -92,35 +92,102 @@ pub struct NewDetection {
     pub raw: Option<serde_json::Value>,
 }
 
-/// Stores the detections that are new, with their keys; those whose (source, external
-/// id) the tenant already has are skipped. Returns the stored rows.
+/// The statement behind [`insert_new`] and [`insert_new_ids`]: the rows arrive column by
+/// column as arrays (26 binds whatever the row count, so PostgreSQL parses and plans one
+/// short statement instead of a `VALUES` list of 26,000 parameters), with the name keys
+/// computed here through `models::fold`; rows whose (tenant, source, external id) exists
+/// are skipped. `{returning}` names what comes back.
+const INSERT_NEW: &str = "INSERT INTO detections (tenant_id, id, external_id, source, rule_name, \
+     rule_name_key, description, observed_at, risk_score, risk_indicators, device_id, \
+     device_hostname, device_hostname_key, device_type, device_ip, actor, actor_key, mitre, \
+     file_name, file_path, file_size, file_sha256, file_md5, file_mime_type, \
+     file_availability, raw) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::timestamptz[], $9::int4[], $10::jsonb[], $11::text[], \
+     $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
+     $18::jsonb[], $19::text[], $20::text[], $21::int8[], $22::text[], $23::text[], \
+     $24::text[], $25::text[], $26::jsonb[]) \
+     ON CONFLICT DO NOTHING RETURNING ";
+
+/// [`INSERT_NEW`] with `rows` bound and `returning` after it.
+fn insert_new_query<'a>(
+    rows: &'a [NewDetection],
+    returning: &str,
+) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    use diesel::sql_types::{Array, Int4, Int8, Jsonb, Nullable, Text, Timestamptz, Uuid};
+    fn text<'a>(rows: &'a [NewDetection], f: fn(&NewDetection) -> &str) -> Vec<&'a str> {
+        rows.iter().map(f).collect()
+    }
+    fn opt<'a>(
+        rows: &'a [NewDetection],
+        f: fn(&NewDetection) -> Option<&str>,
+    ) -> Vec<Option<&'a str>> {
+        rows.iter().map(f).collect()
+    }
+    let each = |f: fn(&NewDetection) -> Option<&str>| -> Vec<Option<String>> {
+        rows.iter().map(|r| fold_opt(f(r))).collect()
+    };
+    diesel::sql_query(format!("{INSERT_NEW}{returning}"))
+        .into_boxed()
+        .bind::<Array<Uuid>, _>(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+        .bind::<Array<Uuid>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(text(rows, |r| &r.external_id))
+        .bind::<Array<Text>, _>(rows.iter().map(|r| r.source).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(text(rows, |r| &r.rule_name))
+        .bind::<Array<Text>, _>(rows.iter().map(|r| fold(&r.rule_name)).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.description.as_deref()))
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.observed_at).collect::<Vec<_>>())
+        .bind::<Array<Int4>, _>(rows.iter().map(|r| r.risk_score).collect::<Vec<_>>())
+        .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.risk_indicators).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.device_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.device_hostname.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(each(|r| r.device_hostname.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.device_type.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.device_ip.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.actor.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(each(|r| r.actor.as_deref()))
+        .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.mitre).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.file_name.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.file_path.as_deref()))
+        .bind::<Array<Nullable<Int8>>, _>(rows.iter().map(|r| r.file_size).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.file_sha256.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.file_md5.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(opt(rows, |r| r.file_mime_type.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(
+            rows.iter().map(|r| r.file_availability).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Jsonb>>, _>(rows.iter().map(|r| r.raw.as_ref()).collect::<Vec<_>>())
+}
+
+/// Stores the detections that are new, with their keys, in one statement; those whose
+/// (source, external id) the tenant already has are skipped. Returns the stored rows.
 pub async fn insert_new(
     conn: &mut AsyncPgConnection,
     rows: &[NewDetection],
 ) -> QueryResult<Vec<Detection>> {
-    let mut stored = Vec::with_capacity(rows.len());
-    // 26 columns per row: stay below PostgreSQL's 65,535 bind parameters.
-    for chunk in rows.chunks(2_000) {
-        let keyed: Vec<_> = chunk
-            .iter()
-            .map(|row| {
-                (
-                    row,
-                    detections::rule_name_key.eq(fold(&row.rule_name)),
-                    detections::device_hostname_key.eq(fold_opt(row.device_hostname.as_deref())),
-                    detections::actor_key.eq(fold_opt(row.actor.as_deref())),
-                )
-            })
-            .collect();
-        let mut batch = diesel::insert_into(detections::table)
-            .values(keyed)
-            .on_conflict_do_nothing()
-            .returning(Detection::as_returning())
-            .get_results(conn)
-            .await?;
-        stored.append(&mut batch);
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(stored)
+    insert_new_query(rows, "*").load(conn).await
+}
+
+#[derive(QueryableByName)]
+struct StoredId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: DetectionId,
+}
+
+/// [`insert_new`] for callers that need only which rows were new: the ids of the stored
+/// rows (nothing else travels back).
+pub async fn insert_new_ids(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewDetection],
+) -> QueryResult<Vec<DetectionId>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stored: Vec<StoredId> = insert_new_query(rows, "id").load(conn).await?;
+    Ok(stored.into_iter().map(|s| s.id).collect())
 }
 
 /// The tenant's detections with these (source, external id) keys.

@@ -12,7 +12,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 
 use crate::common::{TestApp, fresh_database};
-use casefile::db::schema::{detections, subjects, tenants, users};
+use casefile::db::schema::{case_detections, detections, subjects, tenants, users};
 use casefile::domain::seed::{self, Scale, SeedOptions, SeededTenant};
 use casefile::models::cases::{self, Case, rules};
 use casefile::models::enums::CaseStatus;
@@ -305,4 +305,50 @@ async fn the_same_seed_twice_writes_the_same_data() {
     let mut c = AsyncPgConnection::establish(&three.url).await.expect("connect");
     run_seed(&mut c, 12).await;
     assert_ne!(digest(&mut a, "cases").await, digest(&mut c, "cases").await);
+}
+
+#[derive(QueryableByName, PartialEq, Debug)]
+struct SchemaItem {
+    #[diesel(sql_type = Text)]
+    item: String,
+}
+
+/// Every index and constraint of the schema with its definition (and whether a
+/// constraint is validated), in a fixed order.
+async fn schema_items(conn: &mut AsyncPgConnection) -> Vec<SchemaItem> {
+    diesel::sql_query(
+        "SELECT indexname || ': ' || indexdef AS item FROM pg_indexes \
+           WHERE schemaname = current_schema() \
+         UNION ALL \
+         SELECT conrelid::regclass::text || '.' || conname || ': ' || pg_get_constraintdef(oid) \
+           || CASE WHEN convalidated THEN '' ELSE ' (not validated)' END \
+           FROM pg_constraint WHERE connamespace = current_schema()::regnamespace \
+         ORDER BY 1",
+    )
+    .load(conn)
+    .await
+    .expect("schema items")
+}
+
+#[tokio::test]
+async fn a_seed_of_a_fresh_database_leaves_every_index_and_constraint_as_it_found_them() {
+    let db = fresh_database().await;
+    let mut conn = AsyncPgConnection::establish(&db.url).await.expect("connect");
+    let before = schema_items(&mut conn).await;
+    assert!(before.iter().any(|i| i.item.starts_with("detections_tenant_observed_idx")));
+    // A fresh database: the indexes and foreign keys are set aside and built back.
+    run_seed(&mut conn, 21).await;
+    assert_eq!(schema_items(&mut conn).await, before);
+    // A database holding data: the second seed writes with every index in place.
+    let second = run_seed(&mut conn, 22).await;
+    assert_eq!(schema_items(&mut conn).await, before);
+    let tenants: i64 = tenants::table.count().get_result(&mut conn).await.expect("count");
+    assert_eq!(tenants, 2);
+    let links: i64 = case_detections::table
+        .filter(case_detections::tenant_id.eq(second[0].id))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("links");
+    assert_eq!(links as usize, second[0].links);
 }

@@ -2,8 +2,11 @@
 //! HTTP/1.1 connection, POST JSON bodies in a closed loop for a fixed time, then one JSON
 //! line with throughput, latency percentiles, errors and the generator's own CPU time.
 //!
-//! cargo bench --bench loadgen -- --url URL [--token T] --bodies FILE --clients N
-//!     --seconds S [--warmup S] [--content-type TYPE]
+//! target/release/casefile-loadgen --url URL [--token T] --bodies FILE --clients N
+//!     --seconds S [--warmup S] [--content-type TYPE] [--threads N]
+//!
+//! A binary of the release build (`cargo build --release` builds it with `casefile`, from
+//! the same compiled dependencies).
 //!
 //! FILE holds one request body per line; client i starts at line i and walks the lines in
 //! turn (a mutation mix). A response counts as an error unless its status is 200 and its
@@ -25,7 +28,7 @@ struct Args {
 }
 
 fn parse() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
+    let mut it = std::env::args().skip(1);
     let (mut url, mut token, mut file, mut clients, mut seconds, mut warmup) =
         (None, None, None, 16, 10.0, 2.0);
     let mut content_type = "application/json".to_owned();
