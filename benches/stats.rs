@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
             SeedOptions { plan, seed: 100 + i as u64, anchor: seed::today(), batch: 10_000 };
         let started = Instant::now();
         let seeded = seed::run(&mut conn, &options, &mut |_| {}).await?;
-        let seeded = seeded.first().ok_or_else(|| anyhow::anyhow!("nothing seeded"))?;
+        let seeded = seeded.as_slice().first().ok_or_else(|| anyhow::anyhow!("nothing seeded"))?;
         eprintln!(
             "seeded {cases} cases ({} open), {} detections in {:.0} s",
             seeded.open_cases,
