@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
             SeedOptions { plan, seed: 100 + i as u64, anchor: seed::today(), batch: 10_000 };
         let started = Instant::now();
         let seeded = seed::run(&mut conn, &options, &mut |_| {}).await?;
-        let seeded = seeded.first().ok_or_else(|| anyhow::anyhow!("nothing seeded"))?;
+        let seeded = seeded.as_slice().first().ok_or_else(|| anyhow::anyhow!("nothing seeded"))?;
         eprintln!(
             "seeded {cases} cases ({} open), {} detections in {:.0} s",
             seeded.open_cases,
@@ -136,11 +136,11 @@ async fn main() -> anyhow::Result<()> {
             let mut counted = Vec::with_capacity(runs);
             let mut last = Value::Null;
             for _ in 0..runs {
-                let before = statements.load(Ordering::SeqCst);
+                let before = AtomicU64::load(&statements, Ordering::SeqCst);
                 let start = Instant::now();
                 last = run().await?;
                 times.push(start.elapsed().as_secs_f64() * 1000.0);
-                counted.push(statements.load(Ordering::SeqCst) - before);
+                counted.push(AtomicU64::load(&statements, Ordering::SeqCst) - before);
             }
             times.sort_by(f64::total_cmp);
             counted.sort_unstable();
