@@ -115,13 +115,10 @@ fn insert_new_query<'a>(
     returning: &str,
 ) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
     use diesel::sql_types::{Array, Int4, Int8, Jsonb, Nullable, Text, Timestamptz, Uuid};
-    fn text<'a>(rows: &'a [NewDetection], f: fn(&NewDetection) -> &str) -> Vec<&'a str> {
+    fn text(rows: &[NewDetection], f: fn(&NewDetection) -> &str) -> Vec<&str> {
         rows.iter().map(f).collect()
     }
-    fn opt<'a>(
-        rows: &'a [NewDetection],
-        f: fn(&NewDetection) -> Option<&str>,
-    ) -> Vec<Option<&'a str>> {
+    fn opt(rows: &[NewDetection], f: fn(&NewDetection) -> Option<&str>) -> Vec<Option<&str>> {
         rows.iter().map(f).collect()
     }
     let each = |f: fn(&NewDetection) -> Option<&str>| -> Vec<Option<String>> {
