@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Measured on the case page under load: glibc's malloc/free took about 30% of the
+/// server's CPU; mimalloc serves the same allocations from per-thread pages.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = casefile::cli::Cli::parse();
     casefile::telemetry::init(cli.log_format);
