@@ -19,6 +19,7 @@ pub mod operation;
 pub mod order;
 pub mod pagination;
 pub mod pipeline;
+pub mod plain;
 pub mod scalars;
 pub mod stats;
 pub mod subjects;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::access::{self, CaseAction};
 use crate::graphql::detections::{
-    Detection, DetectionFilterInput, DetectionOrderInput, nested_connection,
+    DetectionFilterInput, DetectionOrderInput, ListedDetection, nested_connection,
 };
 use crate::graphql::messages::Message;
 use crate::graphql::nested::DetectionParent;
@@ -279,7 +279,7 @@ impl Case {
         #[graphql(desc = "The order; absent: OBSERVED_AT DESC (newest first).")] order_by: Option<
             DetectionOrderInput,
         >,
-    ) -> async_graphql::Result<Conn<Detection>> {
+    ) -> async_graphql::Result<Conn<ListedDetection>> {
         let args = PageArgs { first, after, last, before };
         let filter = filter.unwrap_or_default().into_model()?;
         let unfiltered = filter == DetectionFilter::default();

@@ -4,12 +4,20 @@
 pub mod ingest;
 pub mod query;
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use std::borrow::Cow;
+
+use async_graphql::parser::types::{Field, SelectionSet};
+use async_graphql::registry::Registry;
+use async_graphql::{
+    Context, ContextSelectionSet, ID, Object, OutputType, Positioned, ServerResult, SimpleObject,
+    Value,
+};
 use chrono::{DateTime, Utc};
 
 use crate::graphql::cases::Case;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
+use crate::graphql::plain;
 use crate::graphql::subjects::Subject;
 use crate::graphql::viewer_and_loaders;
 use crate::models::detections;
@@ -137,24 +145,12 @@ impl Detection {
 
     /// The reasons the detection is risky, as ingested.
     async fn risk_indicators(&self) -> Vec<RiskIndicator> {
-        let list = self.0.risk_indicators.as_array().cloned().unwrap_or_default();
-        list.iter()
-            .map(|item| RiskIndicator {
-                name: item["name"].as_str().unwrap_or_default().to_owned(),
-                weight: item["weight"].as_i64().and_then(|w| i32::try_from(w).ok()).unwrap_or(0),
-            })
-            .collect()
+        risk_indicators(&self.0).collect()
     }
 
     /// The device the activity was seen on; null when the sensor named none.
     async fn device(&self) -> Option<Device> {
-        let d = &self.0;
-        d.device_hostname.as_ref().map(|hostname| Device {
-            id: d.device_id.clone(),
-            hostname: hostname.clone(),
-            device_type: d.device_type.clone(),
-            ip: d.device_ip.clone(),
-        })
+        device(&self.0)
     }
 
     /// The username of the person who acted.
@@ -171,30 +167,17 @@ impl Detection {
 
     /// The MITRE ATT&CK techniques the detection shows, as ingested.
     async fn mitre(&self) -> Vec<MitreTechnique> {
-        serde_json::from_value(self.0.mitre.clone()).unwrap_or_default()
+        mitre(&self.0)
     }
 
     /// The file of a file event; null when there is none.
     async fn file(&self) -> Option<FileInfo> {
-        let d = &self.0;
-        d.file_name.as_ref().map(|name| FileInfo {
-            name: name.clone(),
-            path: d.file_path.clone(),
-            size: d.file_size.map(|s| s as f64),
-            sha256: d.file_sha256.clone(),
-            md5: d.file_md5.clone(),
-            mime_type: d.file_mime_type.clone(),
-            availability: d.file_availability(),
-            content_stored: d.file_content_stored,
-            download_path: d
-                .file_content_stored
-                .then(|| format!("/detections/{}/file", ids::encode(Kind::Detection, d.id.0).0)),
-        })
+        file(&self.0)
     }
 
     /// The original JSON the sensor sent (at most 64 KiB).
     async fn raw(&self) -> Option<async_graphql::Json<serde_json::Value>> {
-        self.0.raw.clone().map(async_graphql::Json)
+        self.0.raw.as_ref().and_then(|raw| raw.parse()).map(async_graphql::Json)
     }
 
     /// The cases holding this detection, by number. `first` out of range or a foreign
@@ -231,4 +214,157 @@ impl Detection {
         };
         Ok(connection(Page::from_scan(rows, &request), &request, Total::Known(total), cursor, Case))
     }
+}
+
+/// The device of a detection, null when the sensor named none.
+fn device(d: &detections::Detection) -> Option<Device> {
+    d.device_hostname.as_ref().map(|hostname| Device {
+        id: d.device_id.clone(),
+        hostname: hostname.clone(),
+        device_type: d.device_type.clone(),
+        ip: d.device_ip.clone(),
+    })
+}
+
+/// The file of a file event, null when there is none.
+fn file(d: &detections::Detection) -> Option<FileInfo> {
+    d.file_name.as_ref().map(|name| FileInfo {
+        name: name.clone(),
+        path: d.file_path.clone(),
+        size: d.file_size.map(|s| s as f64),
+        sha256: d.file_sha256.clone(),
+        md5: d.file_md5.clone(),
+        mime_type: d.file_mime_type.clone(),
+        availability: d.file_availability(),
+        content_stored: d.file_content_stored,
+        download_path: d.file_content_stored.then(|| download_path(d)),
+    })
+}
+
+fn download_path(d: &detections::Detection) -> String {
+    format!("/detections/{}/file", ids::encode(Kind::Detection, d.id.0).0)
+}
+
+/// The risk indicators as ingested (each a name and a weight), read in place.
+fn risk_indicators(d: &detections::Detection) -> impl Iterator<Item = RiskIndicator> + '_ {
+    indicators(d).map(|(name, weight)| RiskIndicator { name: name.into_owned(), weight })
+}
+
+/// One risk indicator as stored: ingestion writes both keys; a missing name reads as
+/// empty and a weight that is not a 32-bit integer as 0.
+#[derive(serde::Deserialize)]
+struct StoredIndicator<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    weight: Option<serde_json::Number>,
+}
+
+fn indicators(d: &detections::Detection) -> impl Iterator<Item = (Cow<'_, str>, i32)> + '_ {
+    let stored: Vec<StoredIndicator<'_>> = d.risk_indicators.parse().unwrap_or_default();
+    stored.into_iter().map(|item| {
+        let weight = item.weight.and_then(|w| w.as_i64()).and_then(|w| i32::try_from(w).ok());
+        (item.name, weight.unwrap_or(0))
+    })
+}
+
+/// The MITRE techniques as ingested.
+fn mitre(d: &detections::Detection) -> Vec<MitreTechnique> {
+    d.mitre.parse().unwrap_or_default()
+}
+
+/// A detection as an item of a list (a case page, a subject's activity, the detection
+/// list): built by [`plain`] when every field asked for is a plain value of the row, as
+/// on a case page, and resolved as a [`Detection`] otherwise. The same GraphQL type.
+pub struct ListedDetection(pub Detection);
+
+impl OutputType for ListedDetection {
+    fn type_name() -> Cow<'static, str> {
+        Detection::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Detection::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match plain_detection(&self.0.0, &ctx.item.node) {
+            Some(value) => Ok(value),
+            None => OutputType::resolve(&self.0, ctx, field).await,
+        }
+    }
+}
+
+/// The detection `set` asks of, when every field it selects is plain (see [`plain`]);
+/// the names and values are those of `Detection`'s resolvers above.
+fn plain_detection(d: &detections::Detection, set: &SelectionSet) -> Option<Value> {
+    plain::object(set, "Detection", |name, selection| {
+        Some(match name {
+            "id" => Value::String(ids::encode(Kind::Detection, d.id.0).0),
+            "externalId" => plain::text(&d.external_id),
+            "source" => plain::enumeration(d.source),
+            "ruleName" => plain::text(&d.rule_name),
+            "description" => plain::optional_text(d.description.as_deref()),
+            "observedAt" => plain::scalar(&d.observed_at),
+            "ingestedAt" => plain::scalar(&d.ingested_at),
+            "riskScore" => plain::scalar(&d.risk_score),
+            "severity" => plain::enumeration(d.severity),
+            "actor" => plain::optional_text(d.actor.as_deref()),
+            "riskIndicators" => plain::list(indicators(d), |(name, weight)| {
+                plain::object(selection, "RiskIndicator", |field, _| match field {
+                    "name" => Some(plain::text(&name)),
+                    "weight" => Some(plain::scalar(&weight)),
+                    _ => None,
+                })
+            })?,
+            "device" => match &d.device_hostname {
+                None => Value::Null,
+                Some(hostname) => plain::object(selection, "Device", |field, _| {
+                    Some(match field {
+                        "id" => plain::optional_text(d.device_id.as_deref()),
+                        "hostname" => plain::text(hostname),
+                        "type" => plain::optional_text(d.device_type.as_deref()),
+                        "ip" => plain::optional_text(d.device_ip.as_deref()),
+                        _ => return None,
+                    })
+                })?,
+            },
+            "file" => match &d.file_name {
+                None => Value::Null,
+                Some(file_name) => plain::object(selection, "FileInfo", |field, _| {
+                    Some(match field {
+                        "name" => plain::text(file_name),
+                        "path" => plain::optional_text(d.file_path.as_deref()),
+                        "size" => plain::optional_scalar(d.file_size.map(|s| s as f64).as_ref()),
+                        "sha256" => plain::optional_text(d.file_sha256.as_deref()),
+                        "md5" => plain::optional_text(d.file_md5.as_deref()),
+                        "mimeType" => plain::optional_text(d.file_mime_type.as_deref()),
+                        "availability" => plain::enumeration(d.file_availability()),
+                        "contentStored" => plain::scalar(&d.file_content_stored),
+                        "downloadPath" => plain::optional_text(
+                            d.file_content_stored.then(|| download_path(d)).as_deref(),
+                        ),
+                        _ => return None,
+                    })
+                })?,
+            },
+            "mitre" => plain::list(mitre(d), |technique| {
+                plain::object(selection, "MitreTechnique", |field, _| {
+                    Some(match field {
+                        "tacticId" => plain::text(&technique.tactic_id),
+                        "tacticName" => plain::text(&technique.tactic_name),
+                        "techniqueId" => plain::text(&technique.technique_id),
+                        "techniqueName" => plain::text(&technique.technique_name),
+                        _ => return None,
+                    })
+                })
+            })?,
+            // `raw`, `subject` and `cases` (and anything new) go the usual way.
+            _ => return None,
+        })
+    })
 }

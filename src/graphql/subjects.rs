@@ -8,7 +8,7 @@ use crate::domain::subjects::{self as ops, SubjectDraft};
 use crate::error::AppError;
 use crate::graphql::cases::inputs::{CaseFilterInput, filter_text};
 use crate::graphql::cases::{Case, RiskSummary};
-use crate::graphql::detections::{Detection, nested_connection};
+use crate::graphql::detections::{ListedDetection, nested_connection};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::nested::{CaseSpec, DetectionParent, NestedCases};
 use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
@@ -140,7 +140,7 @@ impl Subject {
             desc = "The detections after this cursor (an `endCursor` or edge `cursor` of this list)."
         )]
         after: Option<String>,
-    ) -> async_graphql::Result<Conn<Detection>> {
+    ) -> async_graphql::Result<Conn<ListedDetection>> {
         let days = check_days(days)?;
         nested_connection(
             ctx,

@@ -31,13 +31,13 @@ pub struct Detection {
     pub ingested_at: DateTime<Utc>,
     pub risk_score: i32,
     pub severity: Severity,
-    pub risk_indicators: serde_json::Value,
+    pub risk_indicators: JsonText,
     pub device_id: Option<String>,
     pub device_hostname: Option<String>,
     pub device_type: Option<String>,
     pub device_ip: Option<String>,
     pub actor: Option<String>,
-    pub mitre: serde_json::Value,
+    pub mitre: JsonText,
     pub file_name: Option<String>,
     pub file_path: Option<String>,
     pub file_size: Option<i64>,
@@ -46,7 +46,7 @@ pub struct Detection {
     pub file_mime_type: Option<String>,
     pub file_availability: Option<FileAvailability>,
     pub file_content_stored: bool,
-    pub raw: Option<serde_json::Value>,
+    pub raw: Option<JsonText>,
     /// The keys (`models::fold`) of the rule name, hostname and actor: filters, the
     /// rule-name order, and a subject's activity (`actor_key` = the username's key).
     pub rule_name_key: String,
@@ -55,6 +55,30 @@ pub struct Detection {
     /// The SHA-256 of the stored content this detection carries (`models::evidence`);
     /// `file_content_stored` is derived from it by the database.
     pub content_sha256: Option<String>,
+}
+
+/// A `jsonb` value as the JSON text PostgreSQL sends, parsed only when a reader asks
+/// for it, into the types it wants: a page of 100 detections read into `serde_json::Value`
+/// trees (their indicators and techniques) spent most of its row decoding building and
+/// dropping maps nobody asked for.
+#[derive(Debug, Clone, PartialEq, Eq, diesel::deserialize::FromSqlRow)]
+pub struct JsonText(pub String);
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for JsonText {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        // The binary format: a version byte (1), then the JSON text.
+        match value.as_bytes().split_first() {
+            Some((1, text)) => Ok(JsonText(std::str::from_utf8(text)?.to_owned())),
+            _ => Err("unsupported jsonb version number".into()),
+        }
+    }
+}
+
+impl JsonText {
+    /// The value as `T`; `None` when the JSON is not a `T`.
+    pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Option<T> {
+        serde_json::from_str(&self.0).ok()
+    }
 }
 
 impl Detection {

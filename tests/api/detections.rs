@@ -595,3 +595,86 @@ async fn an_automatic_case_whose_name_is_taken_gets_its_number_added() {
     assert_ne!(Some(number), taken["number"].as_i64());
     assert_eq!(auto["name"], json!(format!("Suspicious PowerShell on laptop-1 ({number})")));
 }
+
+/// Every plain field of a detection, at every level with `__typename` and an alias: what a
+/// list item answers through `graphql::plain` (no fragment, directive or argument).
+const PLAIN_FIELDS: &str = "__typename id externalId source ruleName description observedAt \
+     ingestedAt riskScore severity actor \
+     riskIndicators { __typename name weight w: weight } \
+     device { __typename id hostname type ip } \
+     mitre { __typename tacticId tacticName techniqueId techniqueName } \
+     file { __typename name path size sha256 md5 mimeType availability contentStored downloadPath } \
+     rule: ruleName";
+
+#[tokio::test]
+async fn list_items_read_the_same_through_the_plain_path_and_the_usual_one() {
+    let app = TestApp::new().await;
+    set_auto_cases(&app, false, "HIGH").await;
+    let full = json!({
+        "externalId": "plain-1",
+        "source": "FILE_ACTIVITY",
+        "ruleName": "Mass \"download\" ✓",
+        "description": "Copied 40 files\nto USB",
+        "observedAt": "2026-11-20T10:15:30.123Z",
+        "riskScore": 12,
+        "riskIndicators": [{ "name": "USB \\ \"drive\"", "weight": 5 }, { "name": "Off hours", "weight": 0 }],
+        "device": { "id": "dev-9", "hostname": "laptop-9", "type": "laptop", "ip": "10.1.2.3" },
+        "actor": "dora@example.test",
+        "mitre": [
+            { "tacticId": "TA0010", "tacticName": "Exfiltration", "techniqueId": "T1052", "techniqueName": "Exfiltration Over Physical Medium" },
+            { "tacticId": "TA0009", "tacticName": "Collection", "techniqueId": "T1005", "techniqueName": "Data from Local System" },
+        ],
+        "file": {
+            "name": "plans.pdf", "path": "/home/dora/", "size": 1234567.0,
+            "sha256": "ab".repeat(32), "md5": "cd".repeat(16),
+            "mimeType": "application/pdf", "availability": "EXACT_FILE_AVAILABLE",
+        },
+        "raw": { "vendor": 1 },
+    });
+    let bare = json!({
+        "externalId": "plain-2", "source": "XDR", "ruleName": "Bare",
+        "observedAt": "2026-11-21T00:00:00Z", "riskScore": 0,
+    });
+    let ids = app.ingest(&app.admin_token, vec![full, bare, detection("plain-3", 4)]).await;
+    app.store_content(&ids[0], b"the stored file").await;
+    let case =
+        app.create_case(&app.admin_token, json!({ "name": "Plain", "detectionIds": ids })).await;
+    let case_id = case["id"].as_str().expect("case id");
+
+    // The same selection twice: plain, and behind a fragment spread, which sends each item
+    // through async-graphql's own resolvers.
+    let read = |items: &str| {
+        format!(
+            "query($id: ID!) {{ case(id: $id) {{ detections(first: 10) {{ nodes {{ {items} }} edges {{ node {{ {items} }} }} }} }} \
+               list: detections(first: 10) {{ nodes {{ {items} }} }} }}"
+        )
+    };
+    let usual = format!("{} fragment D on Detection {{ {PLAIN_FIELDS} }}", read("...D"));
+    let mut answers = Vec::new();
+    for query in [read(PLAIN_FIELDS), usual] {
+        let (_, body) = app.graphql(&app.admin_token, &query, json!({ "id": case_id })).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        answers.push(body["data"].clone());
+    }
+    let (data, usual) = (&answers[0], &answers[1]);
+    assert_eq!(data["case"], usual["case"], "a case's page");
+    assert_eq!(data["list"], usual["list"], "the detection list");
+    let nodes = data["case"]["detections"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3, "{data}");
+    // And the values are the detections' own, not just equal between the two paths.
+    let first = nodes.iter().find(|n| n["externalId"] == "plain-1").expect("plain-1");
+    assert_eq!(first["rule"], "Mass \"download\" ✓");
+    assert_eq!(
+        first["riskIndicators"][0],
+        json!({ "__typename": "RiskIndicator", "name": "USB \\ \"drive\"", "weight": 5, "w": 5 })
+    );
+    assert_eq!(first["mitre"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first["file"]["contentStored"], true);
+    assert_eq!(first["file"]["downloadPath"], format!("/detections/{}/file", ids[0]));
+    assert_eq!(first["file"]["size"].as_f64(), Some(1234567.0));
+    let bare = nodes.iter().find(|n| n["externalId"] == "plain-2").expect("plain-2");
+    assert_eq!(
+        (&bare["device"], &bare["file"], &bare["riskIndicators"]),
+        (&Value::Null, &Value::Null, &json!([]))
+    );
+}

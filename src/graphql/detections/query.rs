@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 
 use crate::error::{AppError, AppResult};
 use crate::graphql::cases::inputs::filter_text;
-use crate::graphql::detections::Detection;
+use crate::graphql::detections::{Detection, ListedDetection};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::nested::{DetectionParent, DetectionSpec, NestedDetections};
 use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
@@ -118,7 +118,7 @@ impl DetectionQuery {
         #[graphql(desc = "The order; absent: OBSERVED_AT DESC (newest first).")] order_by: Option<
             DetectionOrderInput,
         >,
-    ) -> async_graphql::Result<Conn<Detection>> {
+    ) -> async_graphql::Result<Conn<ListedDetection>> {
         detection_connection(ctx, PageArgs { first, after, last, before }, filter, order_by).await
     }
 }
@@ -129,7 +129,7 @@ pub async fn detection_connection(
     args: PageArgs,
     filter: Option<DetectionFilterInput>,
     order: Option<DetectionOrderInput>,
-) -> async_graphql::Result<Conn<Detection>> {
+) -> async_graphql::Result<Conn<ListedDetection>> {
     let filter = filter.unwrap_or_default().into_model()?;
     list(ctx, args, filter, order.into()).await
 }
@@ -143,7 +143,7 @@ pub async fn nested_connection(
     filter: DetectionFilter,
     order: DetectionOrder,
     days: Option<i32>,
-) -> async_graphql::Result<Conn<Detection>> {
+) -> async_graphql::Result<Conn<ListedDetection>> {
     let (viewer, loaders) = viewer_and_loaders(ctx)?;
     viewer.require_read()?;
     let request = args.request(|text| order.decode_cursor(text))?;
@@ -158,7 +158,7 @@ pub async fn nested_connection(
         &request,
         Total::NestedDetections(key),
         |row| order.cursor(row),
-        |row| Detection(row.detection),
+        |row| ListedDetection(Detection(row.detection)),
     ))
 }
 
@@ -168,7 +168,7 @@ pub async fn list(
     args: PageArgs,
     filter: DetectionFilter,
     order: DetectionOrder,
-) -> async_graphql::Result<Conn<Detection>> {
+) -> async_graphql::Result<Conn<ListedDetection>> {
     let (viewer, _) = viewer_and_loaders(ctx)?;
     viewer.require_read()?;
     let request = args.request(|text| order.decode_cursor(text))?;
@@ -184,5 +184,11 @@ pub async fn list(
     .map_err(AppError::from)?;
     drop(conn);
     let total = Total::List(ListCount::Detections(viewer.tenant_id, Box::new(filter)));
-    Ok(connection(page, &request, total, |row| order.cursor(row), |row| Detection(row.detection)))
+    Ok(connection(
+        page,
+        &request,
+        total,
+        |row| order.cursor(row),
+        |row| ListedDetection(Detection(row.detection)),
+    ))
 }
