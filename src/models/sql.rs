@@ -98,6 +98,11 @@ impl Sql {
         &self.text
     }
 
+    /// The values, in the order of their parameters.
+    pub fn binds(&self) -> &[Bind] {
+        &self.binds
+    }
+
     /// The statement, ready to load rows with.
     pub fn into_query(self) -> Statement {
         Statement(self)
