@@ -8,7 +8,12 @@
 //! has seen for its lifetime (diesel's cache has no bound), so only builders whose shapes
 //! form a small fixed set mark their statements: every marking call site states how many
 //! shapes it can produce, and a list with a request-dependent filter caches only its
-//! default-filter shapes.
+//! default-filter shapes: about 340 texts in all (the case list's 244, the detection
+//! lists' 54, users, subjects, messages, webhooks and authentication the rest), next to
+//! the diesel DSL's own statements.
+//!
+//! PostgreSQL may run a cached statement with its generic plan after five runs; the plan
+//! tests check that the case list and the case page keep their index plans with it.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -157,7 +162,7 @@ pub async fn explain_analyze(
     mut sql: Sql,
 ) -> diesel::QueryResult<Vec<String>> {
     use diesel_async::RunQueryDsl;
-    sql.prepend("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ");
+    sql.prepend("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ").cache(false);
     let lines: Vec<PlanLine> = sql.into_query().load(conn).await?;
     Ok(lines.into_iter().map(|l| l.line).collect())
 }
