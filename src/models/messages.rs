@@ -86,7 +86,10 @@ pub async fn pages_by_case(
     inner.bind(Bind::Uuids(cases.iter().map(|c| c.0).collect())).push(")");
     page::push_after(&mut inner, "created_at", "id", Direction::Asc, request);
     let select = "id, tenant_id, case_id, author_id, body, created_at";
-    let sql = page::window(inner, select, "case_id", "created_at", "id", Direction::Asc, request);
+    let mut sql =
+        page::window(inner, select, "case_id", "created_at", "id", Direction::Asc, request);
+    // Two shapes: with or without a cursor.
+    sql.cache(true);
     let rows: Vec<Ranked> = sql.into_query().load(conn).await?;
     let rows = rows.into_iter().map(|r| (r.parent_key, r.message)).collect();
     let mut pages = page::pages_by_parent(rows, request);
@@ -112,7 +115,10 @@ pub async fn counts_by_case(
 ) -> QueryResult<HashMap<CaseId, i64>> {
     let mut sql = Sql::new("SELECT case_id, count(*) AS count FROM messages WHERE tenant_id = ");
     sql.bind(Bind::Uuid(tenant.0)).push(" AND case_id = ANY(");
-    sql.bind(Bind::Uuids(cases.iter().map(|c| c.0).collect())).push(") GROUP BY case_id");
+    // One shape.
+    sql.bind(Bind::Uuids(cases.iter().map(|c| c.0).collect()))
+        .push(") GROUP BY case_id")
+        .cache(true);
     let rows: Vec<CaseCount> = sql.into_query().load(conn).await?;
     Ok(rows.into_iter().map(|r| (r.case_id, r.count)).collect())
 }

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::schema::{api_tokens, users};
 use crate::models::ids::{TenantId, TokenId, UserId};
+use crate::models::sql::{Bind, Sql};
 use crate::models::users::User;
 
 /// Every token starts with this, so leaked tokens are easy to spot in logs and scanners.
@@ -138,21 +139,23 @@ pub async fn use_secret(
     conn: &mut AsyncPgConnection,
     secret: &str,
 ) -> QueryResult<Option<TokenUse>> {
-    diesel::sql_query(
+    // One shape, cached per connection: authentication runs on every request.
+    let mut sql = Sql::new(
         "WITH found AS (SELECT t.id, t.tenant_id, t.user_id, t.expires_at, t.revoked_at, \
          t.last_used_at, u.role FROM api_tokens t \
          JOIN users u ON u.tenant_id = t.tenant_id AND u.id = t.user_id \
-         WHERE t.token_hash = $1 AND u.active), \
+         WHERE t.token_hash = ",
+    );
+    sql.bind(Bind::Bytes(hash(secret))).push(
+        " AND u.active), \
          touched AS (UPDATE api_tokens SET last_used_at = now() FROM found \
          WHERE api_tokens.id = found.id AND found.revoked_at IS NULL \
          AND (found.expires_at IS NULL OR found.expires_at > now()) \
          AND (found.last_used_at IS NULL OR found.last_used_at < now() - interval '1 minute')) \
          SELECT id, tenant_id, user_id, expires_at, revoked_at, role FROM found",
-    )
-    .bind::<diesel::sql_types::Bytea, _>(hash(secret))
-    .get_result(conn)
-    .await
-    .optional()
+    );
+    sql.cache(true);
+    sql.into_query().get_result(conn).await.optional()
 }
 
 /// Records a use, at most once a minute per token so reads do not turn into writes.

@@ -174,6 +174,8 @@ pub async fn page(
     let mut sql = Sql::new("SELECT * FROM webhooks WHERE tenant_id = ");
     sql.bind(Bind::Uuid(tenant.0));
     page::push_keyset(&mut sql, "created_at", "id", Direction::Asc, request);
+    // Two shapes: with or without a cursor.
+    sql.cache(true);
     let rows: Vec<Webhook> = sql.into_query().load(conn).await?;
     Ok(Page::from_scan(rows, request))
 }
@@ -285,6 +287,8 @@ pub async fn deliveries(
     );
     sql.bind(Bind::Uuid(tenant.0)).push(" AND d.webhook_id = ").bind(Bind::Uuid(webhook));
     page::push_keyset(&mut sql, "d.event_sequence", "d.id", Direction::Desc, request);
+    // Two shapes: with or without a cursor.
+    sql.cache(true);
     let rows: Vec<LoggedDelivery> = sql.into_query().load(conn).await?;
     Ok(Page::from_scan(rows, request))
 }

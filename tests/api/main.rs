@@ -35,6 +35,7 @@ mod roles;
 mod schema_docs;
 mod schema_file;
 mod seed;
+mod statement_cache;
 mod stats;
 mod stored_values;
 mod subjects;

@@ -1,7 +1,9 @@
 //! The case page and the case list at the database's speed: a case's detections in
 //! every order and direction (ties broken by id, paged both ways), read by a range scan
 //! of the link's index that stops after the page; the open-case list from a partial
-//! index; and at most 4 SQL statements per request for both, authentication included.
+//! index (with the values' custom plan and with the generic plan a cached statement may
+//! switch to alike); and at most 4 SQL statements per request for both, authentication
+//! included.
 
 use serde_json::{Value, json};
 
@@ -16,7 +18,8 @@ use casefile::models::detections::list::{
 use casefile::models::enums::CaseStatus;
 use casefile::models::ids::CaseId;
 use casefile::models::page::{Direction, PageRequest};
-use casefile::models::sql::explain_analyze;
+use casefile::models::sql::{Bind, Sql, explain_analyze};
+use diesel_async::AsyncPgConnection;
 
 const FIELDS: [&str; 4] = ["OBSERVED_AT", "INGESTED_AT", "RISK_SCORE", "RULE_NAME"];
 
@@ -179,13 +182,14 @@ async fn an_unfiltered_case_page_counts_from_the_case_row_as_detections_come_and
     assert_eq!(after["totalCount"], 4);
 }
 
-/// The lines of the plan of a case page of `limit` in `order`.
-async fn case_page_plan(
+/// The lines of the plans of a case page of `limit` in `order`: the custom plan of its
+/// values, and the generic plan.
+async fn case_page_plans(
     app: &TestApp,
     case: CaseId,
     order: DetectionOrder,
     limit: i64,
-) -> Vec<String> {
+) -> [Vec<String>; 2] {
     let request = PageRequest { limit, cursor: None, backward: false };
     let sql = list::pages_sql(
         app.tenant_id,
@@ -195,7 +199,50 @@ async fn case_page_plan(
         &request,
     );
     let mut conn = app.conn().await;
-    explain_analyze(&mut conn, sql).await.expect("explain")
+    let generic = generic_plan(&mut conn, &sql).await;
+    [explain_analyze(&mut conn, sql).await.expect("explain"), generic]
+}
+
+/// A line of a plan.
+#[derive(diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// A bound value as an SQL literal (a test's own values only).
+fn literal(value: &Bind) -> String {
+    match value {
+        Bind::Uuid(id) => format!("'{id}'::uuid"),
+        Bind::Uuids(ids) => {
+            let ids: Vec<String> = ids.iter().map(|id| format!("'{id}'")).collect();
+            format!("ARRAY[{}]::uuid[]", ids.join(", "))
+        }
+        Bind::Int(n) => n.to_string(),
+        other => panic!("no literal for {other:?} in these tests"),
+    }
+}
+
+/// How PostgreSQL runs `sql` with the generic plan a cached statement may switch to
+/// after five runs (`plan_cache_mode = force_generic_plan`), with `EXPLAIN ANALYZE`.
+async fn generic_plan(conn: &mut AsyncPgConnection, sql: &Sql) -> Vec<String> {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    let values: Vec<String> = sql.binds().iter().map(literal).collect();
+    conn.batch_execute(&format!(
+        "SET plan_cache_mode = force_generic_plan; PREPARE generic AS {}",
+        sql.text()
+    ))
+    .await
+    .expect("prepare");
+    let lines: Vec<PlanLine> = diesel::sql_query(format!(
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE generic({})",
+        values.join(", ")
+    ))
+    .load(conn)
+    .await
+    .expect("explain");
+    conn.batch_execute("DEALLOCATE generic; RESET plan_cache_mode").await.expect("reset");
+    lines.into_iter().map(|l| l.line).collect()
 }
 
 /// The `rows=` figure of a plan line (its actual rows).
@@ -231,18 +278,20 @@ async fn a_case_page_is_an_index_range_scan_that_stops_after_the_page_in_every_o
     ];
     for (field, index) in fields {
         for direction in [Direction::Asc, Direction::Desc] {
-            let plan = case_page_plan(&app, case, DetectionOrder { field, direction }, 10).await;
-            let text = plan.join("\n");
-            let scan = plan
-                .iter()
-                .find(|line| line.contains(index))
-                .unwrap_or_else(|| panic!("{field:?} {direction:?} reads {index}:\n{text}"));
-            assert!(scan.contains("Index Scan"), "{field:?} {direction:?}:\n{text}");
-            assert!(actual_rows(scan) <= 11, "stops after the page:\n{text}");
-            for line in plan.iter().filter(|l| l.contains("Sort") && l.contains("rows=")) {
-                assert!(actual_rows(line) <= 11, "no sort of all the links:\n{text}");
+            let order = DetectionOrder { field, direction };
+            for plan in case_page_plans(&app, case, order, 10).await {
+                let text = plan.join("\n");
+                let scan = plan
+                    .iter()
+                    .find(|line| line.contains(index))
+                    .unwrap_or_else(|| panic!("{field:?} {direction:?} reads {index}:\n{text}"));
+                assert!(scan.contains("Index Scan"), "{field:?} {direction:?}:\n{text}");
+                assert!(actual_rows(scan) <= 11, "stops after the page:\n{text}");
+                for line in plan.iter().filter(|l| l.contains("Sort") && l.contains("rows=")) {
+                    assert!(actual_rows(line) <= 11, "no sort of all the links:\n{text}");
+                }
+                assert!(!text.contains("Seq Scan on case_detections"), "{text}");
             }
-            assert!(!text.contains("Seq Scan on case_detections"), "{text}");
         }
     }
 }
@@ -273,32 +322,37 @@ async fn the_open_case_list_and_its_count_read_the_open_cases_index_when_most_ar
         CaseOrder::default(),
         &request,
     );
-    let plan = explain_analyze(&mut conn, sql).await.expect("explain");
-    let text = plan.join("\n");
-    assert!(
-        text.contains("cases_open_updated_idx"),
-        "the page reads the open cases' index:\n{text}"
-    );
-    assert!(!text.contains("Seq Scan"), "{text}");
-    // The count may read the open cases through the status rank's index as well.
-    let scans: Vec<&String> = plan.iter().filter(|l| l.contains("Index Scan")).collect();
-    assert!(
-        scans.iter().all(|l| l.contains("cases_open_") || l.contains("cases_tenant_status_idx")),
-        "{text}"
-    );
-    for line in plan.iter().filter(|l| l.contains("Index") && l.contains("rows=")) {
-        assert!(actual_rows(line) <= 1000, "only open cases are read:\n{text}");
+    let generic = generic_plan(&mut conn, &sql).await;
+    let custom = explain_analyze(&mut conn, sql).await.expect("explain");
+    for plan in [custom, generic] {
+        let text = plan.join("\n");
+        assert!(
+            text.contains("cases_open_updated_idx"),
+            "the page reads the open cases' index:\n{text}"
+        );
+        assert!(!text.contains("Seq Scan"), "{text}");
+        // The count may read the open cases through the status rank's index as well.
+        let scans: Vec<&String> = plan.iter().filter(|l| l.contains("Index Scan")).collect();
+        assert!(
+            scans
+                .iter()
+                .all(|l| l.contains("cases_open_") || l.contains("cases_tenant_status_idx")),
+            "{text}"
+        );
+        for line in plan.iter().filter(|l| l.contains("Index") && l.contains("rows=")) {
+            assert!(actual_rows(line) <= 1000, "only open cases are read:\n{text}");
+        }
     }
 }
 
 /// Q1 of the benchmark: the first page of open cases by last update, with assignee,
 /// subject, detection count and the total.
-const Q1: &str = "query($n: Int) { cases(first: $n) { totalCount nodes { number name status \
+pub(crate) const Q1: &str = "query($n: Int) { cases(first: $n) { totalCount nodes { number name status \
     updatedAt detectionCount assignee { displayName } subject { username } } } }";
 
 /// Q2 of the benchmark: a case's first detections in the default order with the fields a
 /// case page shows, and their total.
-const Q2: &str = "query($c: Int, $n: Int) { case(number: $c) { detections(first: $n) { \
+pub(crate) const Q2: &str = "query($c: Int, $n: Int) { case(number: $c) { detections(first: $n) { \
     totalCount nodes { ruleName observedAt riskScore severity riskIndicators { name weight } \
     device { hostname } file { name sha256 } } } } }";
 

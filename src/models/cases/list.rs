@@ -40,6 +40,17 @@ pub struct CaseFilter {
     pub ids: Option<Vec<CaseId>>,
 }
 
+impl CaseFilter {
+    /// Whether only the statuses narrow the list (the default list and its status tabs).
+    /// Only such lists' statements are cached (`Sql::cache`): the statuses give two shapes
+    /// (the open ones as a literal, or any set as a parameter), and with 10 orders × 2
+    /// directions × with or without a cursor a list statement has 80 shapes, a count 2.
+    /// Every other filter field doubles the shapes (the time ranges quadruple them).
+    fn is_plain(&self) -> bool {
+        *self == CaseFilter { statuses: self.statuses.clone(), ..CaseFilter::default() }
+    }
+}
+
 /// The orders of the case list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
 pub enum CaseOrderField {
@@ -270,6 +281,7 @@ pub async fn page(
     let mut sql = Sql::new(&format!("SELECT {} FROM cases", super::COLUMNS));
     push_filter(&mut sql, tenant, filter);
     page::push_keyset(&mut sql, order.field.key_sql(), "number", order.direction, request);
+    sql.cache(filter.is_plain());
     let rows: Vec<Case> = sql.into_query().load(conn).await?;
     Ok(Page::from_scan(rows, request))
 }
@@ -316,6 +328,7 @@ pub fn page_and_count_sql(
     sql.push(") AS total_count FROM cases");
     push_filter(&mut sql, tenant, filter);
     page::push_keyset(&mut sql, order.field.key_sql(), "number", order.direction, request);
+    sql.cache(filter.is_plain());
     sql
 }
 
@@ -327,6 +340,7 @@ pub async fn count(
 ) -> QueryResult<i64> {
     let mut sql = Sql::new("SELECT count(*) AS count FROM cases");
     push_filter(&mut sql, tenant, filter);
+    sql.cache(filter.is_plain());
     let row: Count = sql.into_query().get_result(conn).await?;
     Ok(row.count)
 }
@@ -358,8 +372,9 @@ pub async fn pages_by_subject(
         .bind(Bind::Uuids(subjects.iter().map(|s| s.0).collect()))
         .push(")");
     page::push_after(&mut inner, key, "number", order.direction, request);
-    let sql =
+    let mut sql =
         page::window(inner, super::COLUMNS, "subject_id", key, "number", order.direction, request);
+    sql.cache(filter.is_plain());
     let rows: Vec<Ranked> = sql.into_query().load(conn).await?;
     let rows = rows.into_iter().map(|r| (r.parent_key, r.case)).collect();
     Ok(page::pages_by_parent(rows, request))
@@ -385,7 +400,8 @@ pub async fn counts_by_subject(
     push_filter(&mut sql, tenant, filter);
     sql.push(" AND subject_id = ANY(")
         .bind(Bind::Uuids(subjects.iter().map(|s| s.0).collect()))
-        .push(") GROUP BY subject_id");
+        .push(") GROUP BY subject_id")
+        .cache(filter.is_plain());
     let rows: Vec<SubjectCount> = sql.into_query().load(conn).await?;
     Ok(rows.into_iter().map(|r| (r.subject_id, r.count)).collect())
 }

@@ -162,6 +162,16 @@ fn push_filter(sql: &mut Sql, tenant: TenantId, filter: &DetectionFilter) {
     }
 }
 
+impl DetectionFilter {
+    /// Whether nothing narrows the list: only such lists' statements are cached
+    /// (`Sql::cache`). A list statement then has 4 orders × 2 directions × with or
+    /// without a cursor = 16 shapes per kind of list, a count 1; every filter field would
+    /// double them (the time range quadruple them).
+    fn is_plain(&self) -> bool {
+        *self == DetectionFilter::default()
+    }
+}
+
 /// One page of the tenant's detections matching `filter`, in `order`.
 pub async fn page(
     conn: &mut AsyncPgConnection,
@@ -177,6 +187,7 @@ pub async fn page(
     ));
     push_filter(&mut sql, tenant, filter);
     page::push_keyset(&mut sql, key, "detections.id", order.direction, request);
+    sql.cache(filter.is_plain());
     let rows: Vec<Listed> = sql.into_query().load(conn).await?;
     Ok(Page::from_scan(rows, request))
 }
@@ -249,7 +260,7 @@ pub fn pages_sql(
     order: DetectionOrder,
     request: &PageRequest,
 ) -> Sql {
-    match parents {
+    let mut sql = match parents {
         Parents::Cases(ids) => case_pages_sql(tenant, ids, filter, order, request),
         Parents::Actors(_) => {
             let (from, parent) = parents.source();
@@ -263,7 +274,9 @@ pub fn pages_sql(
             let select = format!("detections.*, {sort_text} AS sort_text");
             page::window(inner, &select, parent, key, "detections.id", order.direction, request)
         }
-    }
+    };
+    sql.cache(filter.is_plain());
+    sql
 }
 
 fn case_pages_sql(
@@ -313,7 +326,7 @@ pub async fn counts_by_parent(
         Sql::new(&format!("SELECT ({parent})::text AS parent_key, count(*) AS count FROM {from}"));
     push_filter(&mut sql, tenant, filter);
     parents.push_condition(&mut sql, parent);
-    sql.push(&format!(" GROUP BY {parent}"));
+    sql.push(&format!(" GROUP BY {parent}")).cache(filter.is_plain());
     let rows: Vec<ParentCount> = sql.into_query().load(conn).await?;
     Ok(rows.into_iter().map(|r| (r.parent_key, r.count)).collect())
 }
@@ -326,6 +339,7 @@ pub async fn count(
 ) -> QueryResult<i64> {
     let mut sql = Sql::new("SELECT count(*) AS count FROM detections");
     push_filter(&mut sql, tenant, filter);
+    sql.cache(filter.is_plain());
     let row: Count = sql.into_query().get_result(conn).await?;
     Ok(row.count)
 }
@@ -367,6 +381,8 @@ pub async fn mitre_counts(
         ") GROUP BY cd.case_id, m->>'tacticId', m->>'techniqueId' \
          ORDER BY cd.case_id, m->>'tacticId', m->>'techniqueId'",
     );
+    // One shape.
+    sql.cache(true);
     sql.into_query().load(conn).await
 }
 
@@ -410,6 +426,8 @@ pub async fn impacted_entities(
          GROUP BY case_id, entity_type, name \
          ORDER BY case_id, count(*) DESC, entity_type, name",
     );
+    // One shape.
+    sql.cache(true);
     sql.into_query().load(conn).await
 }
 
@@ -438,6 +456,7 @@ pub async fn actor_severity_counts(
     );
     sql.bind(Bind::Uuid(tenant.0)).push(" AND actor_key = ANY(");
     sql.bind(Bind::Texts(actors.to_vec())).push(") AND observed_at >= ");
-    sql.bind(Bind::Time(since)).push(" GROUP BY actor_key, severity");
+    // One shape.
+    sql.bind(Bind::Time(since)).push(" GROUP BY actor_key, severity").cache(true);
     sql.into_query().load(conn).await
 }
