@@ -6,18 +6,27 @@ pub mod legal_hold;
 pub mod mutation;
 pub mod query;
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use std::borrow::Cow;
+
+use async_graphql::parser::types::Field;
+use async_graphql::registry::Registry;
+use async_graphql::{
+    Context, ContextSelectionSet, ID, Object, OutputType, Positioned, ServerResult, SimpleObject,
+    Value,
+};
 use chrono::{DateTime, Utc};
 
 use crate::domain::access::{self, CaseAction};
 use crate::graphql::detections::{
     DetectionFilterInput, DetectionOrderInput, ListedDetection, nested_connection,
 };
+use crate::graphql::loaders::Loaders;
 use crate::graphql::messages::Message;
 use crate::graphql::nested::DetectionParent;
 use crate::graphql::pagination::{Conn, ConnectionTotal, PageArgs, Total};
-use crate::graphql::subjects::Subject;
-use crate::graphql::users::User;
+use crate::graphql::plain;
+use crate::graphql::subjects::{self, Subject};
+use crate::graphql::users::{self, User};
 use crate::graphql::{ids, viewer_and_loaders};
 use crate::models::cases;
 use crate::models::detections::list::DetectionFilter;
@@ -423,4 +432,116 @@ async fn user(
     let Some(id) = id else { return Ok(None) };
     let (_, loaders) = viewer_and_loaders(ctx)?;
     Ok(loaders.users.load_one(id).await?.map(User))
+}
+
+/// A case as an item of a list (the case list, a subject's cases): built by
+/// `graphql::plain` when every field asked for is a plain value of the row or a plainly
+/// read assignee or subject (loaded with every other item's, one statement for the
+/// page), as on the case list; resolved as a [`Case`] otherwise. The same GraphQL type.
+pub struct ListedCase(pub Case);
+
+/// The fields of a case [`plain_case`] answers.
+const PLAIN_FIELDS: &[&str] = &[
+    "id",
+    "number",
+    "kind",
+    "name",
+    "description",
+    "findings",
+    "severity",
+    "status",
+    "resolution",
+    "autoCreated",
+    "assignee",
+    "subject",
+    "createdAt",
+    "updatedAt",
+    "resolvedAt",
+    "archiveAt",
+    "archivedAt",
+    "deleteAt",
+    "version",
+    "detectionCount",
+];
+
+impl OutputType for ListedCase {
+    fn type_name() -> Cow<'static, str> {
+        Case::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Case::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match plain_case(ctx, &self.0.0).await {
+            Some(value) => Ok(value),
+            None => OutputType::resolve(&self.0, ctx, field).await,
+        }
+    }
+}
+
+/// The case `ctx` asks of, when every field it selects is plain; the values are those of
+/// `Case`'s resolvers above. A failed load answers `None`: the usual way then reports the
+/// error on its field.
+async fn plain_case(ctx: &ContextSelectionSet<'_>, c: &cases::Case) -> Option<Value> {
+    let set = &ctx.item.node;
+    let assignee_set = plain::selection(set, "assignee");
+    let subject_set = plain::selection(set, "subject");
+    if !plain::selects_only(set, PLAIN_FIELDS)
+        || assignee_set.is_some_and(|s| !plain::selects_only(s, users::PLAIN_FIELDS))
+        || subject_set.is_some_and(|s| !plain::selects_only(s, subjects::PLAIN_FIELDS))
+    {
+        return None;
+    }
+    let loaders = ctx.data::<Loaders>().ok()?;
+    let assignee = async {
+        match (assignee_set, c.assignee_id) {
+            (Some(_), Some(id)) => loaders.users.load_one(id).await,
+            _ => Ok(None),
+        }
+    };
+    let subject = async {
+        match (subject_set, c.subject_id) {
+            (Some(_), Some(id)) => loaders.subjects.load_one(id).await,
+            _ => Ok(None),
+        }
+    };
+    let (assignee, subject) = futures_util::join!(assignee, subject);
+    let (assignee, subject) = (assignee.ok()?, subject.ok()?);
+    plain::object(set, "Case", |name, selection| {
+        Some(match name {
+            "id" => Value::String(ids::encode(ids::Kind::Case, c.id.0).0),
+            "number" => plain::scalar(&c.number),
+            "kind" => plain::enumeration(c.kind),
+            "name" => plain::text(&c.name),
+            "description" => plain::optional_text(c.description.as_deref()),
+            "findings" => plain::optional_text(c.findings.as_deref()),
+            "severity" => c.severity.map_or(Value::Null, plain::enumeration),
+            "status" => plain::enumeration(c.status),
+            "resolution" => c.resolution.map_or(Value::Null, plain::enumeration),
+            "autoCreated" => plain::scalar(&c.auto_created),
+            "assignee" => match &assignee {
+                Some(user) => users::plain(user, selection)?,
+                None => Value::Null,
+            },
+            "subject" => match &subject {
+                Some(subject) => subjects::plain(subject, selection)?,
+                None => Value::Null,
+            },
+            "createdAt" => plain::scalar(&c.created_at),
+            "updatedAt" => plain::scalar(&c.updated_at),
+            "resolvedAt" => plain::optional_scalar(c.resolved_at.as_ref()),
+            "archiveAt" => plain::scalar(&c.archive_at),
+            "archivedAt" => plain::optional_scalar(c.archived_at.as_ref()),
+            "deleteAt" => plain::optional_scalar(c.delete_at.as_ref()),
+            "version" => plain::scalar(&c.version),
+            "detectionCount" => plain::scalar(&c.detection_count),
+            _ => return None,
+        })
+    })
 }

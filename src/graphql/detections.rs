@@ -14,7 +14,7 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 
-use crate::graphql::cases::Case;
+use crate::graphql::cases::{Case, ListedCase};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
 use crate::graphql::plain;
@@ -190,7 +190,7 @@ impl Detection {
             desc = "The cases after this cursor (an `endCursor` or edge `cursor` of this list)."
         )]
         after: Option<String>,
-    ) -> async_graphql::Result<Conn<Case>> {
+    ) -> async_graphql::Result<Conn<ListedCase>> {
         let (_, loaders) = viewer_and_loaders(ctx)?;
         let request = PageArgs::forward(first, after)
             .request(|text| Cursor::decode(text, "detection-case", KeyType::Int, true))?;
@@ -212,7 +212,13 @@ impl Detection {
             Cursor { order: "detection-case".into(), key: Key::Int(n), tie: Tie::Number(n) }
                 .encode()
         };
-        Ok(connection(Page::from_scan(rows, &request), &request, Total::Known(total), cursor, Case))
+        Ok(connection(
+            Page::from_scan(rows, &request),
+            &request,
+            Total::Known(total),
+            cursor,
+            |c| ListedCase(Case(c)),
+        ))
     }
 }
 

@@ -45,6 +45,34 @@ pub fn object(
     Some(Value::Object(map))
 }
 
+/// Whether `set` selects plain fields only (see [`object`]), each named in `names`: for
+/// objects that load something before they are built, so that nothing is loaded for an
+/// object that then goes the usual way.
+pub fn selects_only(set: &SelectionSet, names: &[&str]) -> bool {
+    let mut keys = Vec::with_capacity(set.items.len());
+    set.items.iter().all(|item| {
+        let Selection::Field(selected) = &item.node else { return false };
+        let selected = &selected.node;
+        let key = selected.response_key().node.as_str();
+        let plain = selected.directives.is_empty()
+            && selected.arguments.is_empty()
+            && (selected.name.node == "__typename" || names.contains(&selected.name.node.as_str()))
+            && !keys.contains(&key);
+        keys.push(key);
+        plain
+    })
+}
+
+/// The selection of the field `name` in `set`, when `set` selects it (by name, aliased or not).
+pub fn selection<'a>(set: &'a SelectionSet, name: &str) -> Option<&'a SelectionSet> {
+    set.items.iter().find_map(|item| match &item.node {
+        Selection::Field(selected) if selected.node.name.node == name => {
+            Some(&selected.node.selection_set.node)
+        }
+        _ => None,
+    })
+}
+
 /// A list of objects, each built by `item`; `None` when one of them is not plain.
 pub fn list<T>(
     items: impl IntoIterator<Item = T>,
@@ -129,6 +157,21 @@ mod tests {
             let doc = parse_query(query).unwrap();
             assert_eq!(object(selection(&doc), "T", answer), None, "{query}");
         }
+    }
+
+    #[test]
+    fn selects_only_accepts_plain_fields_of_the_names_given() {
+        let plain = parse_query("{ a b x: a __typename }").unwrap();
+        assert!(selects_only(selection(&plain), &["a", "b"]));
+        assert!(!selects_only(selection(&plain), &["a"]), "b is not among the names");
+        for query in
+            ["{ a ...F } fragment F on T { b }", "{ a @skip(if: false) }", "{ a(x: 1) }", "{ a a }"]
+        {
+            let doc = parse_query(query).unwrap();
+            assert!(!selects_only(selection(&doc), &["a", "b"]), "{query}");
+        }
+        assert!(super::selection(selection(&plain), "b").is_some());
+        assert!(super::selection(selection(&plain), "c").is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::db::{DbPool, pool};
 use crate::domain::subjects::{self as ops, SubjectDraft};
 use crate::error::AppError;
 use crate::graphql::cases::inputs::{CaseFilterInput, filter_text};
-use crate::graphql::cases::{Case, RiskSummary};
+use crate::graphql::cases::{Case, ListedCase, RiskSummary};
 use crate::graphql::detections::{ListedDetection, nested_connection};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::nested::{CaseSpec, DetectionParent, NestedCases};
@@ -117,7 +117,7 @@ impl Subject {
         #[graphql(desc = "Which of the subject's cases; absent: the open ones.")] filter: Option<
             CaseFilterInput,
         >,
-    ) -> async_graphql::Result<Conn<Case>> {
+    ) -> async_graphql::Result<Conn<ListedCase>> {
         let (viewer, loaders) = viewer_and_loaders(ctx)?;
         viewer.require_read()?;
         let filter = filter.unwrap_or_default().into_model()?;
@@ -127,7 +127,13 @@ impl Subject {
         let key = NestedCases { subject: self.0.id, spec };
         let page = loaders.nested_cases.load_one(key.clone()).await?.unwrap_or_default();
         let page = Page { rows: page.rows.clone(), more: page.more };
-        Ok(connection(page, &request, Total::NestedCases(key), |c| order.cursor(c), Case))
+        Ok(connection(
+            page,
+            &request,
+            Total::NestedCases(key),
+            |c| order.cursor(c),
+            |c| ListedCase(Case(c)),
+        ))
     }
 
     /// Detections whose actor is the subject, observed in the last `days` days, newest first.
@@ -305,4 +311,48 @@ impl SubjectMutation {
             subject: Subject(subject),
         })
     }
+}
+
+/// The fields of a subject [`plain`] answers: a case list item's subject.
+pub(crate) const PLAIN_FIELDS: &[&str] = &[
+    "id",
+    "username",
+    "displayName",
+    "department",
+    "title",
+    "location",
+    "managerUsername",
+    "departureDate",
+    "watchlists",
+    "notes",
+    "createdAt",
+    "updatedAt",
+];
+
+/// The subject `set` asks of, built directly (see `graphql::plain`); the values are those
+/// of `Subject`'s resolvers above.
+pub(crate) fn plain(
+    s: &subjects::Subject,
+    set: &async_graphql::parser::types::SelectionSet,
+) -> Option<async_graphql::Value> {
+    use crate::graphql::plain;
+    plain::object(set, "Subject", |name, _| {
+        Some(match name {
+            "id" => async_graphql::Value::String(ids::encode(Kind::Subject, s.id.0).0),
+            "username" => plain::text(&s.username),
+            "displayName" => plain::optional_text(s.display_name.as_deref()),
+            "department" => plain::optional_text(s.department.as_deref()),
+            "title" => plain::optional_text(s.title.as_deref()),
+            "location" => plain::optional_text(s.location.as_deref()),
+            "managerUsername" => plain::optional_text(s.manager_username.as_deref()),
+            "departureDate" => plain::optional_scalar(s.departure_date.map(Date).as_ref()),
+            "watchlists" => async_graphql::Value::List(
+                s.watchlists.iter().flatten().map(|w| plain::text(w)).collect(),
+            ),
+            "notes" => plain::optional_text(s.notes.as_deref()),
+            "createdAt" => plain::scalar(&s.created_at),
+            "updatedAt" => plain::scalar(&s.updated_at),
+            _ => return None,
+        })
+    })
 }

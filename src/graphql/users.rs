@@ -320,3 +320,27 @@ impl UserMutation {
         })
     }
 }
+
+/// The fields of a user [`plain`] answers: a list item's assignee or author.
+pub(crate) const PLAIN_FIELDS: &[&str] =
+    &["id", "email", "displayName", "role", "assignable", "active"];
+
+/// The user `set` asks of, built directly (see `graphql::plain`); the values are those of
+/// `User`'s resolvers above.
+pub(crate) fn plain(
+    u: &users::User,
+    set: &async_graphql::parser::types::SelectionSet,
+) -> Option<async_graphql::Value> {
+    use crate::graphql::plain;
+    plain::object(set, "User", |name, _| {
+        Some(match name {
+            "id" => async_graphql::Value::String(ids::encode(Kind::User, u.id.0).0),
+            "email" => plain::text(&u.email),
+            "displayName" => plain::text(&u.display_name),
+            "role" => plain::enumeration(u.role),
+            "assignable" => plain::scalar(&u.assignable()),
+            "active" => plain::scalar(&u.active),
+            _ => return None,
+        })
+    })
+}

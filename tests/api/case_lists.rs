@@ -694,3 +694,70 @@ async fn a_case_page_runs_the_same_statements_for_two_detections_or_forty() {
     println!("case page: {small} SQL statements with 2 detections, {large} with 40");
     assert_eq!(small, large, "statements must not grow with the detections on a case");
 }
+
+/// Every plain field of a list's case, its assignee and its subject, with `__typename`
+/// and aliases: what a case list item answers through `graphql::plain`.
+const PLAIN_CASE: &str = "__typename id number kind name description findings severity status \
+     resolution autoCreated createdAt updatedAt resolvedAt archiveAt archivedAt deleteAt version \
+     detectionCount n: number \
+     assignee { __typename id email displayName role assignable active who: displayName } \
+     subject { __typename id username displayName department title location managerUsername \
+       departureDate watchlists notes createdAt updatedAt }";
+
+#[tokio::test]
+async fn list_items_read_the_same_through_the_plain_path_and_the_usual_one() {
+    let app = TestApp::new().await;
+    let ann = analyst_named(&app, "Ann \"the\" analyst").await;
+    let profile = json!({
+        "username": "alice@example.test", "displayName": "Alice Ä", "department": "Finance",
+        "title": "Controller", "location": "Berlin", "managerUsername": "boss@example.test",
+        "departureDate": "2026-12-31", "watchlists": ["leavers", "finance"], "notes": "line\nbreak",
+    });
+    let body = app.mutate(&app.admin_token, "upsertSubject", profile, "subject { id }").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let alice = body["data"]["upsertSubject"]["subject"]["id"].as_str().expect("id").to_owned();
+    let bare = subject(&app, "bob@example.test").await;
+    let d = low_detections(&app, "plain", 1).await;
+    new_case(&app, json!({ "name": "Full", "description": "why", "assigneeId": ann, "subjectId": alice, "detectionIds": d })).await;
+    new_case(&app, json!({ "name": "Bare subject", "subjectId": bare })).await;
+    let resolved =
+        case_ending(&app, json!({ "name": "Resolved", "assigneeId": ann }), "FALSE_POSITIVE").await;
+    new_case(&app, json!({ "name": "Nobody" })).await;
+
+    // The same selection twice: plain, and behind a fragment spread, which sends each item
+    // through async-graphql's own resolvers.
+    let read = |items: &str| {
+        format!(
+            "query($s: ID!, $d: ID!) {{ cases(first: 10, filter: {{ status: [NEW, INVESTIGATING, RESOLVED] }}) {{ nodes {{ {items} }} edges {{ node {{ {items} }} }} }} \
+               subject(id: $s) {{ cases(filter: {{ status: [NEW, INVESTIGATING] }}) {{ nodes {{ {items} }} }} }} \
+               detection(id: $d) {{ cases {{ nodes {{ {items} }} }} }} }}"
+        )
+    };
+    let usual = format!("{} fragment C on Case {{ {PLAIN_CASE} }}", read("...C"));
+    let mut answers = Vec::new();
+    for query in [read(PLAIN_CASE), usual] {
+        let (_, body) =
+            app.graphql(&app.admin_token, &query, json!({ "s": alice, "d": d[0] })).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        answers.push(body["data"].clone());
+    }
+    assert_eq!(answers[0], answers[1]);
+    let nodes = answers[0]["cases"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 4, "{}", answers[0]);
+    // And the values are the cases' own, not just equal between the two paths.
+    let full = nodes.iter().find(|n| n["name"] == "Full").expect("Full");
+    assert_eq!(full["assignee"]["who"], "Ann \"the\" analyst");
+    assert_eq!(full["subject"]["watchlists"], json!(["leavers", "finance"]));
+    assert_eq!(full["subject"]["departureDate"], "2026-12-31");
+    assert_eq!(full["n"], full["number"]);
+    let done = nodes.iter().find(|n| n["number"] == resolved).expect("resolved");
+    assert_eq!(
+        (done["status"].as_str(), done["resolution"].as_str()),
+        (Some("RESOLVED"), Some("FALSE_POSITIVE"))
+    );
+    assert!(done["resolvedAt"].is_string(), "{done}");
+    let nobody = nodes.iter().find(|n| n["name"] == "Nobody").expect("Nobody");
+    assert_eq!((&nobody["assignee"], &nobody["subject"]), (&Value::Null, &Value::Null));
+    assert_eq!(answers[0]["subject"]["cases"]["nodes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(answers[0]["detection"]["cases"]["nodes"][0]["name"], "Full");
+}

@@ -3,8 +3,8 @@
 use async_graphql::{Context, ID, Object};
 
 use crate::error::AppError;
-use crate::graphql::cases::Case;
 use crate::graphql::cases::inputs::{CaseFilterInput, CaseOrderInput};
+use crate::graphql::cases::{Case, ListedCase};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::viewer_and_loaders;
@@ -69,7 +69,7 @@ impl CaseQuery {
         #[graphql(desc = "Which cases; absent: the open ones.")] filter: Option<CaseFilterInput>,
         #[graphql(desc = "The order; absent: UPDATED_AT DESC (most recently changed first).")]
         order_by: Option<CaseOrderInput>,
-    ) -> async_graphql::Result<Conn<Case>> {
+    ) -> async_graphql::Result<Conn<ListedCase>> {
         let filter = filter.unwrap_or_default().into_model()?;
         case_connection(ctx, PageArgs { first, after, last, before }, filter, order_by.into()).await
     }
@@ -81,7 +81,7 @@ pub async fn case_connection(
     args: PageArgs,
     filter: CaseFilter,
     order: CaseOrder,
-) -> async_graphql::Result<Conn<Case>> {
+) -> async_graphql::Result<Conn<ListedCase>> {
     let (viewer, _) = viewer_and_loaders(ctx)?;
     viewer.require_read()?;
     let request = args.request(|text| order.decode_cursor(text))?;
@@ -100,5 +100,5 @@ pub async fn case_connection(
         (page, Total::List(ListCount::Cases(viewer.tenant_id, Box::new(filter))))
     };
     drop(conn);
-    Ok(connection(page, &request, total, |c| order.cursor(c), Case))
+    Ok(connection(page, &request, total, |c| order.cursor(c), |c| ListedCase(Case(c))))
 }
