@@ -1,7 +1,7 @@
 //! Relay connections over keyset pages: the `first`/`after`/`last`/`before` arguments,
 //! checked and turned into a [`PageRequest`], and the connection built from a page.
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
 use async_graphql::{Context, Object, OutputType};
 
 use crate::error::{AppError, AppResult};
@@ -160,14 +160,50 @@ async fn count_in_database(
     }
 }
 
-pub type Conn<N> = Connection<String, N, ConnectionTotal, EmptyFields>;
+pub type Conn<N> = Connection<PageCursor, N, ConnectionTotal, EmptyFields>;
+
+/// An edge's cursor, encoded only when a client reads it (`edges.cursor`, `pageInfo`): a
+/// case page of 100 detections that asks for none encodes none.
+pub enum PageCursor {
+    Encoded(String),
+    Deferred(Cursor),
+}
+
+impl From<String> for PageCursor {
+    fn from(text: String) -> Self {
+        PageCursor::Encoded(text)
+    }
+}
+
+impl From<Cursor> for PageCursor {
+    fn from(cursor: Cursor) -> Self {
+        PageCursor::Deferred(cursor)
+    }
+}
+
+impl CursorType for PageCursor {
+    type Error = &'static str;
+
+    /// Never called: the paging arguments are read by [`PageArgs::request`] with the
+    /// list's own order.
+    fn decode_cursor(_: &str) -> Result<Self, Self::Error> {
+        Err("cursors are read by the list's order")
+    }
+
+    fn encode_cursor(&self) -> String {
+        match self {
+            PageCursor::Encoded(text) => text.clone(),
+            PageCursor::Deferred(cursor) => cursor.encode(),
+        }
+    }
+}
 
 /// The connection of a page: its rows as nodes with their cursors.
-pub fn connection<R, N: OutputType>(
+pub fn connection<R, N: OutputType, C: Into<PageCursor>>(
     page: Page<R>,
     request: &PageRequest,
     total: Total,
-    mut cursor: impl FnMut(&R) -> String,
+    mut cursor: impl FnMut(&R) -> C,
     mut node: impl FnMut(R) -> N,
 ) -> Conn<N> {
     let (has_previous, has_next) = if request.backward {
@@ -178,7 +214,7 @@ pub fn connection<R, N: OutputType>(
     let mut connection =
         Connection::with_additional_fields(has_previous, has_next, ConnectionTotal(total));
     connection.edges.extend(page.rows.into_iter().map(|row| {
-        let cursor = cursor(&row);
+        let cursor = cursor(&row).into();
         Edge::new(cursor, node(row))
     }));
     connection

@@ -164,13 +164,13 @@ impl Default for CaseOrder {
 
 impl CaseOrder {
     /// The cursor of a case in this order.
-    pub fn cursor(&self, case: &Case) -> String {
+    /// The cursor of `case` in this order (`Cursor::encode` gives its text).
+    pub fn cursor(&self, case: &Case) -> Cursor {
         Cursor {
             order: self.tag(),
             key: self.field.key_of(case),
             tie: Tie::Number(case.number.into()),
         }
-        .encode()
     }
 
     /// A cursor made by [`CaseOrder::cursor`] for this same order.

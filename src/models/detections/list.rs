@@ -106,7 +106,8 @@ pub struct Listed {
 }
 
 impl DetectionOrder {
-    pub fn cursor(&self, row: &Listed) -> String {
+    /// The cursor of `row` in this order (`Cursor::encode` gives its text).
+    pub fn cursor(&self, row: &Listed) -> Cursor {
         let d = &row.detection;
         let key = match self.field {
             DetectionOrderField::ObservedAt => Key::Time(d.observed_at),
@@ -114,7 +115,7 @@ impl DetectionOrder {
             DetectionOrderField::RiskScore => Key::Int(d.risk_score.into()),
             DetectionOrderField::RuleName => Key::Text(row.sort_text.clone().unwrap_or_default()),
         };
-        Cursor { order: self.tag(), key, tie: Tie::Id(d.id.0) }.encode()
+        Cursor { order: self.tag().into(), key, tie: Tie::Id(d.id.0) }
     }
 
     pub fn decode_cursor(&self, text: &str) -> Option<Cursor> {
