@@ -133,8 +133,8 @@ mod tests {
 
     #[test]
     fn plain_fields_are_built_under_their_response_keys_in_order() {
-        let doc = parse_query("{ b first: a __typename }").unwrap();
-        let value = object(selection(&doc), "T", answer).unwrap();
+        let doc = parse_query("{ b first: a __typename }").expect("a document");
+        let value = object(selection(&doc), "T", answer).expect("plain");
         let expected = Value::Object(IndexMap::from([
             (key("b"), Value::from(2)),
             (key("first"), text("one")),
@@ -154,20 +154,20 @@ mod tests {
             "{ a a }",                          // a key asked twice
             "{ x: a x: b }",                    // a key asked twice through aliases
         ] {
-            let doc = parse_query(query).unwrap();
+            let doc = parse_query(query).expect("a document");
             assert_eq!(object(selection(&doc), "T", answer), None, "{query}");
         }
     }
 
     #[test]
     fn selects_only_accepts_plain_fields_of_the_names_given() {
-        let plain = parse_query("{ a b x: a __typename }").unwrap();
+        let plain = parse_query("{ a b x: a __typename }").expect("a document");
         assert!(selects_only(selection(&plain), &["a", "b"]));
         assert!(!selects_only(selection(&plain), &["a"]), "b is not among the names");
         for query in
             ["{ a ...F } fragment F on T { b }", "{ a @skip(if: false) }", "{ a(x: 1) }", "{ a a }"]
         {
-            let doc = parse_query(query).unwrap();
+            let doc = parse_query(query).expect("a document");
             assert!(!selects_only(selection(&doc), &["a", "b"]), "{query}");
         }
         assert!(super::selection(selection(&plain), "b").is_some());

@@ -115,7 +115,7 @@ impl DetectionOrder {
             DetectionOrderField::RiskScore => Key::Int(d.risk_score.into()),
             DetectionOrderField::RuleName => Key::Text(row.sort_text.clone().unwrap_or_default()),
         };
-        Cursor { order: self.tag().into(), key, tie: Tie::Id(d.id.0) }
+        Cursor { order: self.tag(), key, tie: Tie::Id(d.id.0) }
     }
 
     pub fn decode_cursor(&self, text: &str) -> Option<Cursor> {
