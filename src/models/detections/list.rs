@@ -516,3 +516,17 @@ pub async fn actor_severity_counts(
     sql.bind(Bind::Time(since)).push(" GROUP BY actor_key, severity").cache(true);
     sql.into_query().load(conn).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_selected_columns_are_the_ones_the_positional_decoding_reads_in_its_order() {
+        let columns: Vec<&str> = detection_columns().split(", ").collect();
+        assert_eq!(columns.len(), DETECTION_COLUMNS);
+        assert_eq!(columns[0], r#""detections"."id""#);
+        assert_eq!(columns[DETECTION_COLUMNS - 1], r#""detections"."content_sha256""#);
+        assert!(columns.iter().all(|c| c.starts_with(r#""detections"."#)), "{columns:?}");
+    }
+}
