@@ -678,3 +678,91 @@ async fn list_items_read_the_same_through_the_plain_path_and_the_usual_one() {
         (&Value::Null, &Value::Null, &json!([]))
     );
 }
+
+/// Every field a detection answers, outside the plain path's reach too (`raw`, `subject`).
+const ALL_FIELDS: &str = "id externalId source ruleName description observedAt ingestedAt \
+     riskScore severity actor raw subject { username } \
+     riskIndicators { name weight } device { id hostname type ip } \
+     mitre { tacticId tacticName techniqueId techniqueName } \
+     file { name path size sha256 md5 mimeType availability contentStored downloadPath }";
+
+#[tokio::test]
+async fn every_list_reads_a_detection_by_position_as_detection_by_id_reads_it() {
+    let app = TestApp::new().await;
+    set_auto_cases(&app, false, "HIGH").await;
+    let observed = (Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+    let full = json!({
+        "externalId": "pos-1", "source": "FILE_ACTIVITY", "ruleName": "B rule",
+        "description": "every column set", "observedAt": observed, "riskScore": 77,
+        "riskIndicators": [{ "name": "USB", "weight": 5 }],
+        "device": { "id": "dev-1", "hostname": "Laptop-1", "type": "laptop", "ip": "10.0.0.1" },
+        "actor": "Erin@Example.test",
+        "mitre": [{ "tacticId": "TA0010", "tacticName": "Exfiltration", "techniqueId": "T1052", "techniqueName": "Over USB" }],
+        "file": {
+            "name": "a.pdf", "path": "/tmp/", "size": 42.0, "sha256": "ef".repeat(32),
+            "md5": "01".repeat(16), "mimeType": "application/pdf", "availability": "EXACT_FILE_AVAILABLE",
+        },
+        "raw": { "vendor": { "id": 7 } },
+    });
+    let others = ["A rule", "C rule"].map(|rule| {
+        json!({ "externalId": rule, "source": "XDR", "ruleName": rule, "observedAt": observed,
+                "riskScore": 3, "actor": "erin@example.test" })
+    });
+    let mut batch = vec![full];
+    batch.extend(others);
+    let ids = app.ingest(&app.admin_token, batch).await;
+    app.store_content(&ids[0], b"content").await;
+    let case =
+        app.create_case(&app.admin_token, json!({ "name": "Pos", "detectionIds": ids })).await;
+    let input = json!({ "username": "erin@example.test" });
+    let body = app.mutate(&app.admin_token, "upsertSubject", input, "subject { id }").await;
+    let subject = body["data"]["upsertSubject"]["subject"]["id"].clone();
+
+    let by_id = read_detection(&app, &ids[0], ALL_FIELDS).await;
+    assert_eq!(by_id["file"]["contentStored"], true, "{by_id}");
+    assert_eq!(by_id["subject"]["username"], "erin@example.test", "{by_id}");
+    // A page of one at a time in rule-name order: the cursors carry the sort key read
+    // after the detection's columns, so the pages follow only if it was read right.
+    let order = "orderBy: { field: RULE_NAME, direction: ASC }";
+    let (case, subject) = (case["id"].as_str().expect("case id"), subject.as_str().expect("id"));
+    let lists = [
+        (format!("detections(first: 1, after: $after, {order})"), ["detections"].as_slice()),
+        (
+            format!("case(id: \"{case}\") {{ detections(first: 1, after: $after, {order})"),
+            &["case", "detections"],
+        ),
+        (
+            format!("subject(id: \"{subject}\") {{ recentActivity(first: 1, after: $after)"),
+            &["subject", "recentActivity"],
+        ),
+    ];
+    for (field, path) in lists {
+        let name = path.join(".");
+        let query = format!(
+            "query($after: String) {{ {field} {{ nodes {{ {ALL_FIELDS} }} \
+             pageInfo {{ hasNextPage endCursor }} }} {} }}",
+            "}".repeat(path.len() - 1)
+        );
+        let (mut seen, mut after) = (Vec::new(), Value::Null);
+        while seen.len() <= 3 {
+            let (_, body) = app.graphql(&app.admin_token, &query, json!({ "after": after })).await;
+            assert!(body.get("errors").is_none(), "{name}: {body}");
+            let list = path.iter().fold(&body["data"], |value, key| &value[key]);
+            seen.extend(list["nodes"].as_array().expect("nodes").iter().cloned());
+            if list["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = list["pageInfo"]["endCursor"].clone();
+        }
+        let rules: Vec<&str> = seen.iter().map(|n| n["ruleName"].as_str().expect("rule")).collect();
+        if path[0] == "subject" {
+            // Newest first, then by id: all three, once.
+            let distinct: HashSet<_> = rules.iter().collect();
+            assert_eq!((rules.len(), distinct.len()), (3, 3), "{name}: {rules:?}");
+        } else {
+            assert_eq!(rules, ["A rule", "B rule", "C rule"], "{name}");
+        }
+        let read = seen.iter().find(|n| n["id"] == ids[0].as_str()).expect("the full detection");
+        assert_eq!(read, &by_id, "{name}");
+    }
+}
