@@ -347,15 +347,21 @@ fn case_pages_sql(
     let columns = detection_columns();
     let mut sql = Sql::new("SELECT page.* FROM unnest(");
     sql.bind(Bind::Uuids(cases.iter().map(|c| c.0).collect()));
+    // The links are read by case alone, with no condition on their tenant column, not even
+    // one the planner could derive through the join: the case id comes from `unnest`, so
+    // the planner knows only the average case (nine links at the medium seed), and with a
+    // tenant condition it took the (tenant_id, case_id) index and sorted all of a large
+    // case's links (3,000 links: 22 ms instead of 1 ms at the medium seed, in both custom and
+    // generic plans). The tenant is kept by the detections' own condition (`push_filter`),
+    // and a link shares its case's and its detection's tenant (both foreign keys carry it).
     sql.push(&format!(
         "::uuid[]) WITH ORDINALITY AS p(case_id, ord) CROSS JOIN LATERAL (\
          SELECT {columns}, {sort_text} AS sort_text, p.case_id::text AS parent_key, \
          p.ord AS parent_ord, {key} AS page_key \
-         FROM case_detections cd JOIN detections \
-         ON detections.tenant_id = cd.tenant_id AND detections.id = cd.detection_id"
+         FROM case_detections cd JOIN detections ON detections.id = cd.detection_id"
     ));
     push_filter(&mut sql, tenant, filter);
-    sql.push(" AND cd.case_id = p.case_id AND cd.tenant_id = ").bind(Bind::Uuid(tenant.0));
+    sql.push(" AND cd.case_id = p.case_id");
     page::push_keyset(&mut sql, key, "cd.detection_id", order.direction, request);
     let dir = page::scan_direction(order.direction, request).sql();
     sql.push(&format!(") page ORDER BY page.parent_ord, page.page_key {dir}, page.id {dir}"));
