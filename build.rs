@@ -6,6 +6,11 @@
 //! stay the same, so rebuilds do not reinstall). For builds without network access, set
 //! `CASEFILE_WEB_NODE_MODULES` to a `node_modules` folder installed from that lockfile
 //! (`npm ci --ignore-scripts` in `web/`): the files are then copied from there.
+//!
+//! Without npm (none on `PATH`, or `CASEFILE_NPM` naming a command that does not exist,
+//! such as `CASEFILE_NPM=none`) casefile still builds: GraphiQL is left out, a warning
+//! says so, the cfg `casefile_no_graphiql` is set, and `GET /` answers a page that says
+//! how to get GraphiQL. `CASEFILE_NPM` otherwise names the npm command to run.
 
 use std::env;
 use std::fs;
@@ -23,6 +28,9 @@ const EMBEDDED: &[&str] = &[
 ];
 
 const OVERRIDE_VAR: &str = "CASEFILE_WEB_NODE_MODULES";
+const NPM_VAR: &str = "CASEFILE_NPM";
+/// Set when GraphiQL is left out of this build.
+const NO_GRAPHIQL_CFG: &str = "casefile_no_graphiql";
 const NO_NPM: &str = "casefile embeds GraphiQL from npm at build time: install Node.js/npm or set CASEFILE_WEB_NODE_MODULES";
 /// Written after a successful `npm ci`: the hash of the manifest and lockfile it installed.
 const STAMP: &str = ".casefile-npm-ci";
@@ -45,6 +53,8 @@ fn run() -> Result<(), String> {
     println!("cargo::rerun-if-changed=web/package.json");
     println!("cargo::rerun-if-changed=web/package-lock.json");
     println!("cargo::rerun-if-env-changed={OVERRIDE_VAR}");
+    println!("cargo::rerun-if-env-changed={NPM_VAR}");
+    println!("cargo::rustc-check-cfg=cfg({NO_GRAPHIQL_CFG})");
 
     let manifest_dir = dir_from_env("CARGO_MANIFEST_DIR")?;
     let web = dir_from_env("OUT_DIR")?.join("web");
@@ -79,8 +89,26 @@ fn run() -> Result<(), String> {
     let lockfile = read(&manifest_dir.join("web/package-lock.json"))?;
     let wanted = format!("{:016x}", fnv1a(&[&manifest, b"\0", &lockfile]));
 
+    let npm_named = env::var(NPM_VAR).ok().filter(|value| !value.is_empty());
+    let npm = npm_named.clone().unwrap_or_else(|| default_npm().to_owned());
+    // An npm named on purpose is always asked, so `CASEFILE_NPM=none` builds without
+    // GraphiQL even where an earlier build installed it.
     let installed = fs::read_to_string(&stamp).is_ok_and(|found| found.trim() == wanted)
         && EMBEDDED.iter().all(|file| node_modules.join(file).is_file());
+    if installed && npm_named.is_none() {
+        return Ok(());
+    }
+    if !runs(&npm) {
+        println!(
+            "cargo::warning=npm (`{npm}`) was not found: this build of casefile leaves GraphiQL out \
+             (`GET /` says how to get it). Install Node.js and npm and build again to embed it."
+        );
+        println!("cargo::rustc-cfg={NO_GRAPHIQL_CFG}");
+        // Look again when PATH changes (after installing npm elsewhere, say); an npm
+        // installed on the same PATH needs `cargo clean -p casefile`.
+        println!("cargo::rerun-if-env-changed=PATH");
+        return Ok(());
+    }
     if installed {
         return Ok(());
     }
@@ -90,8 +118,7 @@ fn run() -> Result<(), String> {
     write(&web.join("package.json"), &manifest)?;
     write(&web.join("package-lock.json"), &lockfile)?;
 
-    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
-    let output = Command::new(npm)
+    let output = Command::new(&npm)
         .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
         .current_dir(&web)
         .stdin(Stdio::null())
@@ -118,6 +145,21 @@ fn run() -> Result<(), String> {
         ));
     }
     write(&stamp, wanted.as_bytes())
+}
+
+fn default_npm() -> &'static str {
+    if cfg!(windows) { "npm.cmd" } else { "npm" }
+}
+
+/// Whether `npm --version` runs at all (a missing command is the only "no").
+fn runs(npm: &str) -> bool {
+    let started = Command::new(npm)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    !matches!(started, Err(e) if e.kind() == ErrorKind::NotFound)
 }
 
 fn dir_from_env(name: &str) -> Result<PathBuf, String> {

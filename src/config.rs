@@ -184,6 +184,12 @@ impl Default for FileLimits {
 pub const DEFAULT_MAX_DEPTH: usize = 15;
 /// The default of `CASEFILE_MAX_COMPLEXITY`.
 pub const DEFAULT_MAX_COMPLEXITY: usize = 25_000;
+/// The default of `CASEFILE_MAX_ALIASES`.
+pub const DEFAULT_MAX_ALIASES: usize = 30;
+/// The default of `CASEFILE_MAX_ROOT_FIELDS`.
+pub const DEFAULT_MAX_ROOT_FIELDS: usize = 20;
+/// The default of `CASEFILE_MAX_DIRECTIVES`.
+pub const DEFAULT_MAX_DIRECTIVES: usize = 50;
 
 /// Limits the GraphQL endpoint enforces.
 #[derive(Debug, Clone, Args)]
@@ -198,6 +204,25 @@ pub struct Limits {
     /// detections, and introspection through; three nested pages of 100 cost a million.
     #[arg(long, env = "CASEFILE_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY)]
     pub max_complexity: usize,
+
+    /// Most fields one operation may ask under an alias (counted as its fragments expand):
+    /// aliases are how one request asks the same expensive field many times.
+    #[arg(long, env = "CASEFILE_MAX_ALIASES", default_value_t = DEFAULT_MAX_ALIASES)]
+    pub max_aliases: usize,
+
+    /// Most root fields one operation may select (queries, mutations or subscriptions).
+    #[arg(long, env = "CASEFILE_MAX_ROOT_FIELDS", default_value_t = DEFAULT_MAX_ROOT_FIELDS)]
+    pub max_root_fields: usize,
+
+    /// Most directives one operation may carry (`@include`, `@skip` and the like).
+    #[arg(long, env = "CASEFILE_MAX_DIRECTIVES", default_value_t = DEFAULT_MAX_DIRECTIVES)]
+    pub max_directives: usize,
+
+    /// Answer introspection (`__schema`, `__type`) and suggest field names in validation
+    /// errors. Off: both are refused, for servers whose schema should not be explored;
+    /// GraphiQL and code generators then need the schema file instead.
+    #[arg(long, env = "CASEFILE_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
 
     /// Most operations in one batched request.
     #[arg(long, env = "CASEFILE_MAX_BATCH", default_value_t = 10)]
@@ -218,6 +243,10 @@ impl Default for Limits {
         Self {
             max_depth: DEFAULT_MAX_DEPTH,
             max_complexity: DEFAULT_MAX_COMPLEXITY,
+            max_aliases: DEFAULT_MAX_ALIASES,
+            max_root_fields: DEFAULT_MAX_ROOT_FIELDS,
+            max_directives: DEFAULT_MAX_DIRECTIVES,
+            introspection: true,
             max_batch: 10,
             max_body_bytes: 1024 * 1024,
             ws_max_subscriptions: 100,

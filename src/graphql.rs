@@ -117,6 +117,10 @@ pub fn build_with(
         // The only extension: each one costs every field of every response.
         .extension(pipeline::Pipeline::new(limits::QueryLimits::new(limits), documents))
         .limit_recursive_depth(64);
+    if !limits.introspection {
+        // Suggestions ("did you mean …") would give the schema away field by field.
+        builder = builder.disable_introspection().disable_suggestions();
+    }
     builder = describe_library_types(builder);
     if let Some(Runtime { db, audit_key, events, storage, webhooks }) = runtime {
         builder = builder.data(db).data(audit_key).data(events).data(storage).data(webhooks);

@@ -1,13 +1,13 @@
 //! The limits every operation is measured against before anything runs: cost (which
-//! counts pages, see [`measure`] for the rule), depth and directives per selection.
+//! counts pages, see [`measure`] for the rule), depth, aliases, root fields and
+//! directives.
 //!
 //! Over a limit, the request fails with `QUERY_TOO_COMPLEX` and nothing executes. The
 //! error says what was measured and is coded where it is made:
 //! `extensions.code` is `QUERY_TOO_COMPLEX`, `extensions.measure` names the limit
-//! (`COST`, `DEPTH` or `DIRECTIVES`), `extensions.limit` is the limit and `extensions.cost`
-//! the operation's measured value of it (its cost, its depth, or the most directives on
-//! one selection). The same check runs on HTTP and on the WebSocket: it is a schema
-//! extension.
+//! (`DEPTH`, `ALIASES`, `ROOT_FIELDS`, `DIRECTIVES` or `COST`), `extensions.limit` is the
+//! limit and `extensions.cost` the operation's measured value of it. The same check runs
+//! on HTTP and on the WebSocket: it is a schema extension.
 
 pub mod measure;
 
@@ -22,25 +22,35 @@ use crate::error::{AppError, Code, GRAPHQL_VALIDATION_FAILED};
 use crate::graphql::selected_operation;
 use measure::{Measures, NESTING_CEILING, Shapes, Unmeasurable};
 
-/// Most directives one field, fragment or operation may carry.
-pub const MAX_DIRECTIVES: usize = 32;
-
 /// Which limit an operation went over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exceeded {
     Depth { limit: usize, depth: usize },
+    Aliases { limit: usize, aliases: usize },
+    RootFields { limit: usize, fields: usize },
     Directives { limit: usize, directives: usize },
     Cost { limit: u64, cost: u64 },
 }
 
 impl Exceeded {
-    /// The first limit `measures` go over, checked in the order depth, directives, cost.
+    /// The first limit `measures` go over, checked in the order depth, aliases, root
+    /// fields, directives, cost.
     pub fn check(measures: Measures, limits: &Limits) -> Option<Exceeded> {
         let max_cost = u64::try_from(limits.max_complexity).unwrap_or(u64::MAX);
         if measures.depth > limits.max_depth {
             Some(Exceeded::Depth { limit: limits.max_depth, depth: measures.depth })
-        } else if measures.directives > MAX_DIRECTIVES {
-            Some(Exceeded::Directives { limit: MAX_DIRECTIVES, directives: measures.directives })
+        } else if measures.aliases > limits.max_aliases {
+            Some(Exceeded::Aliases { limit: limits.max_aliases, aliases: measures.aliases })
+        } else if measures.root_fields > limits.max_root_fields {
+            Some(Exceeded::RootFields {
+                limit: limits.max_root_fields,
+                fields: measures.root_fields,
+            })
+        } else if measures.directives > limits.max_directives {
+            Some(Exceeded::Directives {
+                limit: limits.max_directives,
+                directives: measures.directives,
+            })
         } else if measures.cost > max_cost {
             Some(Exceeded::Cost { limit: max_cost, cost: measures.cost })
         } else {
@@ -57,12 +67,29 @@ impl Exceeded {
                 depth as u64,
                 format!("the query nests fields {depth} deep, more than the limit of {limit}"),
             ),
+            Exceeded::Aliases { limit, aliases } => (
+                "ALIASES",
+                limit as u64,
+                aliases as u64,
+                format!(
+                    "the query asks {aliases} fields under an alias, more than the limit of {limit}"
+                ),
+            ),
+            Exceeded::RootFields { limit, fields } => (
+                "ROOT_FIELDS",
+                limit as u64,
+                fields as u64,
+                format!(
+                    "the operation selects {fields} root fields, more than the limit of {limit}: \
+                     send them as separate operations"
+                ),
+            ),
             Exceeded::Directives { limit, directives } => (
                 "DIRECTIVES",
                 limit as u64,
                 directives as u64,
                 format!(
-                    "a selection carries {directives} directives, more than the limit of {limit}"
+                    "the operation carries {directives} directives, more than the limit of {limit}"
                 ),
             ),
             Exceeded::Cost { limit, cost } => (
@@ -124,6 +151,9 @@ impl QueryLimits {
         for operation in operations(document, name) {
             let measured = measure::measure(shapes, document, &operation.node, variables);
             let refusal = match measured {
+                Ok(measures) if measures.introspects && !self.limits.introspection => {
+                    return Err(introspection_off(operation.pos));
+                }
                 Ok(measures) => Exceeded::check(measures, &self.limits),
                 Err(Unmeasurable::TooDeep) => Some(Exceeded::Depth {
                     limit: self.limits.max_depth,
@@ -139,6 +169,15 @@ impl QueryLimits {
         }
         Ok(())
     }
+}
+
+/// `__schema` or `__type` asked of a server started with `CASEFILE_INTROSPECTION=false`.
+fn introspection_off(pos: Pos) -> ServerError {
+    let message = "introspection is turned off on this server: read the schema from its \
+                   published schema file";
+    async_graphql::Error::new(message)
+        .extend_with(|_, extensions| extensions.set("code", GRAPHQL_VALIDATION_FAILED))
+        .into_server_error(pos)
 }
 
 /// A fragment that spreads itself (directly or through others): invalid GraphQL.

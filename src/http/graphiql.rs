@@ -8,6 +8,9 @@
 //! contents (what the page links to, cacheable for a year) and under its plain name
 //! (cacheable for a few minutes, revalidated by ETag). The page itself is never cached and
 //! carries a Content-Security-Policy that allows nothing from another origin.
+//!
+//! A build made without npm (see `build.rs`) has none of the npm files: `GET /` then
+//! answers [`MISSING_PAGE`], which says how to get GraphiQL; the API is the same.
 
 use std::sync::LazyLock;
 
@@ -19,18 +22,25 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
+#[cfg(not(casefile_no_graphiql))]
 macro_rules! npm_file {
     ($path:literal) => {
         include_bytes!(concat!(env!("OUT_DIR"), "/web/node_modules/", $path))
     };
 }
 
+#[cfg_attr(casefile_no_graphiql, allow(dead_code))]
 const JS: &str = "text/javascript; charset=utf-8";
+#[cfg_attr(casefile_no_graphiql, allow(dead_code))]
 const CSS: &str = "text/css; charset=utf-8";
+
+/// Whether this build embeds GraphiQL (it does unless it was built without npm).
+pub const EMBEDS_GRAPHIQL: bool = !cfg!(casefile_no_graphiql);
 
 /// Plain name, contents and content type of each asset. The npm paths are listed in
 /// `build.rs` too.
-const SOURCES: [(&str, &[u8], &str); 7] = [
+#[cfg(not(casefile_no_graphiql))]
+const SOURCES: &[(&str, &[u8], &str)] = &[
     ("react.production.min.js", npm_file!("react/umd/react.production.min.js"), JS),
     ("react-dom.production.min.js", npm_file!("react-dom/umd/react-dom.production.min.js"), JS),
     ("graphql-ws.min.js", npm_file!("graphql-ws/umd/graphql-ws.min.js"), JS),
@@ -39,6 +49,11 @@ const SOURCES: [(&str, &[u8], &str); 7] = [
     ("casefile-graphiql.js", include_bytes!("graphiql/casefile-graphiql.js"), JS),
     ("casefile-graphiql.css", include_bytes!("graphiql/casefile-graphiql.css"), CSS),
 ];
+#[cfg(casefile_no_graphiql)]
+const SOURCES: &[(&str, &[u8], &str)] = &[];
+
+/// `GET /` of a build without GraphiQL: what happened and how to get it.
+pub const MISSING_PAGE: &str = include_str!("graphiql/missing.html");
 
 /// The page, with `{{plain name}}` standing for each asset's versioned URL.
 const PAGE_TEMPLATE: &str = include_str!("graphiql/index.html");
@@ -92,7 +107,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 async fn page(headers: HeaderMap) -> Response {
-    let mut response = Html(EMBEDDED.page.as_str()).into_response();
+    let page = if EMBEDS_GRAPHIQL { EMBEDDED.page.as_str() } else { MISSING_PAGE };
+    let mut response = Html(page).into_response();
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -174,6 +190,22 @@ fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 }
 
 #[cfg(test)]
+mod missing_tests {
+    use super::MISSING_PAGE;
+
+    #[test]
+    fn the_page_of_a_build_without_graphiql_says_why_and_how_to_get_it() {
+        for needed in ["without GraphiQL", "npm was not found", "apt-get install nodejs npm"] {
+            assert!(MISSING_PAGE.contains(needed), "{needed}");
+        }
+        for needed in ["cargo build --release", "CASEFILE_WEB_NODE_MODULES", "POST /graphql"] {
+            assert!(MISSING_PAGE.contains(needed), "{needed}");
+        }
+        assert!(!MISSING_PAGE.contains("<script"), "the page runs nothing");
+    }
+}
+
+#[cfg(all(test, not(casefile_no_graphiql)))]
 mod tests {
     use super::*;
     use axum::http::Request;

@@ -1,6 +1,7 @@
-//! Query limits: a cost that counts pages, depth and directives, all refused before
-//! anything runs with `QUERY_TOO_COMPLEX`, the limit and the measured value; and the
-//! queries clients really send (introspection, the README's, a case page) within them.
+//! Query limits: a cost that counts pages, depth, aliases, root fields and directives, all
+//! refused before anything runs with `QUERY_TOO_COMPLEX`, the limit and the measured
+//! value; introspection and field suggestions turned off together; and the queries
+//! clients really send (introspection, the README's, a case page) within the limits.
 
 use std::time::{Duration, Instant};
 
@@ -200,16 +201,26 @@ async fn fragments_and_inline_fragments_count_where_they_are_spread() {
 #[tokio::test]
 async fn fragments_spread_into_fragments_are_measured_once_and_refused_at_once() {
     let app = TestApp::new().await;
-    // Each fragment spreads the next twice: 2^20 viewers in a few hundred bytes, which
+    // Each fragment spreads the next twice: 2^20 fields in a few hundred bytes, which
     // async-graphql's own checks would walk one by one.
-    let mut query = String::from("query { ...F0 }");
-    for i in 0..20 {
-        query.push_str(&format!(" fragment F{i} on Query {{ ...F{} ...F{} }}", i + 1, i + 1));
-    }
-    query.push_str(" fragment F20 on Query { viewer { email } }");
+    let fan = |on: &str, leaf: &str| {
+        let mut fragments = String::new();
+        for i in 0..20 {
+            fragments.push_str(&format!(
+                " fragment F{i} on {on} {{ ...F{} ...F{} }}",
+                i + 1,
+                i + 1
+            ));
+        }
+        format!("{fragments} fragment F20 on {on} {{ {leaf} }}")
+    };
     let started = Instant::now();
-    let (measure, _, cost) = refusal(&app, &query, json!({})).await;
-    assert_eq!((measure.as_str(), cost), ("COST", 2 << 20));
+    let under_a_field = format!("query {{ viewer {{ ...F0 }} }}{}", fan("User", "email"));
+    let (measure, _, cost) = refusal(&app, &under_a_field, json!({})).await;
+    assert_eq!((measure.as_str(), cost), ("COST", (1 << 20) + 1));
+    let at_the_root = format!("query {{ ...F0 }}{}", fan("Query", "viewer { email }"));
+    let (measure, _, fields) = refusal(&app, &at_the_root, json!({})).await;
+    assert_eq!((measure.as_str(), fields), ("ROOT_FIELDS", 1 << 20));
     assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
 }
 
@@ -240,8 +251,83 @@ async fn depth_and_directives_are_refused_with_the_same_code_and_numbers() {
         "} ".repeat(11)
     );
     assert_eq!(refusal(&app, &deep, json!({})).await, ("DEPTH".into(), 15, 16));
-    let directives = format!("{{ viewer {} {{ email }} }}", "@include(if: true) ".repeat(33));
-    assert_eq!(refusal(&app, &directives, json!({})).await, ("DIRECTIVES".into(), 32, 33));
+    // Directives count over the whole operation: one each on 51 selections of a field.
+    let directives =
+        format!("{{ viewer @include(if: true) {{ {} }} }}", "email @skip(if: false) ".repeat(50));
+    assert_eq!(refusal(&app, &directives, json!({})).await, ("DIRECTIVES".into(), 50, 51));
+    let fifty = format!("{{ viewer {{ {} }} }}", "email @include(if: true) ".repeat(50));
+    assert_eq!(app.query_ok(&fifty).await["viewer"]["email"], "admin@localhost");
+}
+
+#[tokio::test]
+async fn aliases_are_counted_as_fragments_expand_and_refused_over_the_limit() {
+    let app = TestApp::new().await;
+    let aliased = |n: usize| (0..n).map(|i| format!("a{i}: email")).collect::<Vec<_>>().join(" ");
+    let thirty = format!("{{ viewer {{ {} }} }}", aliased(30));
+    assert_eq!(app.query_ok(&thirty).await["viewer"]["a29"], "admin@localhost");
+    let over = format!("{{ viewer {{ {} }} }}", aliased(31));
+    assert_eq!(refusal(&app, &over, json!({})).await, ("ALIASES".into(), 30, 31));
+    // A fragment of 8 aliases spread under 4 aliased fields: 4 + 4 × 8.
+    let fanned = format!(
+        "{{ v1: viewer {{ ...F }} v2: viewer {{ ...F }} v3: viewer {{ ...F }} \
+         v4: viewer {{ ...F }} }} fragment F on User {{ {} }}",
+        aliased(8)
+    );
+    assert_eq!(refusal(&app, &fanned, json!({})).await, ("ALIASES".into(), 30, 36));
+}
+
+#[tokio::test]
+async fn root_fields_are_counted_through_fragments_and_refused_over_the_limit() {
+    let app = TestApp::new().await;
+    let fields = |n: usize| vec!["__typename"; n].join(" ");
+    let twenty = format!("{{ {} }}", fields(20));
+    assert_eq!(app.query_ok(&twenty).await["__typename"], "Query");
+    let over = format!("{{ {} }}", fields(21));
+    assert_eq!(refusal(&app, &over, json!({})).await, ("ROOT_FIELDS".into(), 20, 21));
+    // Two spreads of a fragment of 11 root fields, one inside an inline fragment.
+    let spread =
+        format!("{{ ...R ... on Query {{ ...R }} }} fragment R on Query {{ {} }}", fields(11));
+    assert_eq!(refusal(&app, &spread, json!({})).await, ("ROOT_FIELDS".into(), 20, 22));
+    // Mutations count the same way: 21 createCase under aliases run none of them.
+    let creates = (0..21)
+        .map(|i| format!("c{i}: createCase(input: {{ name: \"root {i}\" }}) {{ case {{ id }} }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let limits = Limits { max_aliases: 100, ..Limits::default() };
+    let roomy = TestApp::with_limits(limits).await;
+    let (measure, limit, count) =
+        refusal(&roomy, &format!("mutation {{ {creates} }}"), json!({})).await;
+    assert_eq!((measure.as_str(), limit, count), ("ROOT_FIELDS", 20, 21));
+    let listed = roomy.query_ok("{ cases(first: 5) { totalCount } }").await;
+    assert_eq!(listed["cases"]["totalCount"], 0, "nothing may have run: {listed}");
+}
+
+#[tokio::test]
+async fn introspection_off_refuses_schema_and_type_and_stops_suggesting_fields() {
+    let on = TestApp::new().await;
+    let (_, _, body) = post(&on, "{ viewr { email } }", json!({})).await;
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("Did you mean"), "suggestions are on by default: {body}");
+
+    let off = TestApp::with_limits(Limits { introspection: false, ..Limits::default() }).await;
+    for query in [
+        "{ __schema { types { name } } }",
+        "{ __type(name: \"Case\") { fields { name } } }",
+        "{ viewer { email } ...I } fragment I on Query { __schema { queryType { name } } }",
+    ] {
+        let (status, _, body) = post(&off, query, json!({})).await;
+        assert_eq!((status, error_code(&body)), (400, Some("GRAPHQL_VALIDATION_FAILED")), "{body}");
+        assert!(body.get("data").is_none(), "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("introspection is turned off"), "{body}");
+    }
+    let (status, _, body) = post(&off, "{ viewr { email } }", json!({})).await;
+    assert_eq!((status, error_code(&body)), (400, Some("GRAPHQL_VALIDATION_FAILED")), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(!message.contains("Did you mean") && !message.contains("viewer"), "{body}");
+    // `__typename` is not introspection of the schema: clients (Apollo) ask it everywhere.
+    let data = off.query_ok("{ __typename viewer { __typename email } }").await;
+    assert_eq!(data["viewer"]["__typename"], "User");
 }
 
 async fn introspects(app: &TestApp, query: &str) {

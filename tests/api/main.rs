@@ -16,7 +16,10 @@ mod embedded;
 mod evidence;
 mod export;
 mod folding;
+#[cfg(not(casefile_no_graphiql))]
 mod graphiql;
+#[cfg(casefile_no_graphiql)]
+mod graphiql_missing;
 mod http_rules;
 mod input_limits;
 mod limits;

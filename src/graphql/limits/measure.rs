@@ -1,5 +1,5 @@
-//! Measuring one operation before it runs: its cost, its depth and the most directives
-//! one selection carries, with fragments, inline fragments and variables resolved.
+//! Measuring one operation before it runs: its cost, its depth, its aliases, root fields
+//! and directives, with fragments, inline fragments and variables resolved.
 //!
 //! The cost rule:
 //! - every selected field costs 1;
@@ -22,6 +22,11 @@
 //!   branch its variables choose.
 //!
 //! Depth counts fields, as GraphQL tools do: `{ viewer { email } }` is 2 deep.
+//!
+//! Aliases and directives are counted over the operation as its fragments expand: a
+//! fragment spread twice counts twice, so a small document cannot hide a large number of
+//! either; they are not multiplied by page sizes (the cost does that). Root fields are the
+//! fields of the operation's own selection set, through fragments and inline fragments.
 
 use std::collections::{HashMap, HashSet};
 
@@ -47,8 +52,14 @@ pub const NESTING_CEILING: usize = 256;
 pub struct Measures {
     pub cost: u64,
     pub depth: usize,
-    /// The most directives on one selection.
+    /// Directives in the operation, on fields, fragments and the operation itself.
     pub directives: usize,
+    /// Fields asked under an alias.
+    pub aliases: usize,
+    /// Fields of the operation's root type it selects.
+    pub root_fields: usize,
+    /// Whether it asks `__schema` or `__type` anywhere.
+    pub introspects: bool,
 }
 
 impl Measures {
@@ -57,7 +68,10 @@ impl Measures {
         Measures {
             cost: self.cost.saturating_add(other.cost),
             depth: self.depth.max(other.depth),
-            directives: self.directives.max(other.directives),
+            directives: self.directives.saturating_add(other.directives),
+            aliases: self.aliases.saturating_add(other.aliases),
+            root_fields: self.root_fields.saturating_add(other.root_fields),
+            introspects: self.introspects || other.introspects,
         }
     }
 }
@@ -201,7 +215,53 @@ pub fn measure(
         nesting: 0,
     };
     let root = walk.set(&operation.selection_set.node, Some(shapes.root(operation.ty)), None)?;
-    Ok(root.beside(Measures { directives: operation.directives.len(), ..Measures::default() }))
+    let root_fields = RootFields { fragments: &document.fragments, memo: HashMap::new() }
+        .count(&operation.selection_set.node, 0);
+    Ok(root.beside(Measures {
+        directives: operation.directives.len(),
+        root_fields,
+        ..Measures::default()
+    }))
+}
+
+/// Counts the fields of a root selection set, through fragments (each fragment's count
+/// is kept, so spreads that fan out cost one count per fragment).
+struct RootFields<'a> {
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    memo: HashMap<&'a str, usize>,
+}
+
+impl<'a> RootFields<'a> {
+    fn count(&mut self, set: &'a SelectionSet, nesting: usize) -> usize {
+        // A cycle or a deeper nesting is refused by the measuring walk itself.
+        if nesting > NESTING_CEILING {
+            return 0;
+        }
+        set.items.iter().fold(0usize, |total, selection| {
+            let here = match &selection.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(inline) => {
+                    self.count(&inline.node.selection_set.node, nesting + 1)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    match self.memo.get(name) {
+                        Some(count) => *count,
+                        None => {
+                            // Marked first: a fragment that spreads itself counts 0 inside.
+                            self.memo.insert(name, 0);
+                            let count = self.fragments.get(name).map_or(0, |fragment| {
+                                self.count(&fragment.node.selection_set.node, nesting + 1)
+                            });
+                            self.memo.insert(name, count);
+                            count
+                        }
+                    }
+                }
+            };
+            total.saturating_add(here)
+        })
+    }
 }
 
 struct Walk<'a> {
@@ -296,7 +356,9 @@ impl<'a> Walk<'a> {
         Ok(Measures {
             cost: items.saturating_mul(children.cost).saturating_add(1),
             depth: children.depth + 1,
-            directives: children.directives,
+            aliases: children.aliases.saturating_add(usize::from(field.alias.is_some())),
+            introspects: children.introspects || matches!(name, "__schema" | "__type"),
+            ..children
         })
     }
 
