@@ -21,8 +21,9 @@
 // descriptors (from /proc/<pid>) and its database pool connections and WebSockets (from
 // /metrics). It exits 1 when any request failed (VERSION_CONFLICTs on the shared case are
 // expected and counted apart), RSS grew 10% or more after the warm-up (the first 2
-// minutes, or the first quarter of a shorter run), file descriptors or pool connections
-// grew beyond a small slack, or a subscription missed an event.
+// minutes, or the first quarter of a shorter run; medians of three samples), file
+// descriptors or pool connections grew beyond a small slack, or a subscription missed an
+// event.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -462,6 +463,12 @@ async function main() {
   // The pool opens connections as the load needs them: its size at the end is compared
   // with the most it had during the warm-up.
   const warmConnections = Math.max(...samples.filter((s) => s.at <= warm.at).map((s) => s.connections ?? 0));
+  // RSS moves by several MiB from one sample to the next: each side of the comparison is
+  // the median of three samples (the last three of the warm-up, the last three under load).
+  const medianRss = (list) => list.map((s) => s.rssKiB).sort((a, b) => a - b)[Math.floor(list.length / 2)];
+  const warmIndex = samples.indexOf(warm);
+  const warmRss = medianRss(samples.slice(Math.max(1, warmIndex - 2), warmIndex + 1));
+  const endRss = medianRss(samples.slice(Math.max(1, samples.length - 3)));
 
   // Every acknowledged write's event, then close every socket and connection.
   await Promise.all(lives.map((live) => live.settle(EVENT_GRACE_MS)));
@@ -489,10 +496,10 @@ async function main() {
 
   report(`end, ${Math.round((underLoad.at - loadStarted) / 1000)} s`, [underLoad], true);
   const first = samples[0];
-  const growth = (underLoad.rssKiB - warm.rssKiB) / warm.rssKiB;
+  const growth = (endRss - warmRss) / warmRss;
   const mib = (kib) => `${(kib / 1024).toFixed(1)} MiB`;
   console.log(
-    `\nRSS: start ${mib(first.rssKiB)}, after warm-up ${mib(warm.rssKiB)}, end ${mib(underLoad.rssKiB)} (${(growth * 100).toFixed(1)}% after warm-up), peak ${mib(Math.max(...samples.map((s) => s.rssKiB)))}`,
+    `\nRSS: start ${mib(first.rssKiB)}, after warm-up ${mib(warm.rssKiB)} (median of 3: ${mib(warmRss)}), end ${mib(underLoad.rssKiB)} (median of 3: ${mib(endRss)}), ${(growth * 100).toFixed(1)}% after warm-up; peak ${mib(Math.max(...samples.map((s) => s.rssKiB)))}`,
   );
   console.log(
     `fds: start ${first.fds}, after warm-up ${warm.fds}, end under load ${underLoad.fds}, after the clients closed ${idle.fds} (other than pool connections: ${first.fds - (first.connections ?? 0)} before, ${idle.fds - (idle.connections ?? 0)} after)`,
