@@ -11,11 +11,11 @@ use futures_util::stream;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::http::ClientAddress;
 use crate::db::pool;
 use crate::domain::access;
 use crate::error::{AppError, RequestId};
 use crate::graphql::ids::{self, Kind};
+use crate::http::ClientAddress;
 use crate::models::events::{Event, format_at, list};
 use crate::models::ids::TenantId;
 

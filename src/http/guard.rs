@@ -115,10 +115,7 @@ impl Guard {
     pub fn open_socket(&self, token: Uuid) -> AppResult<Slot> {
         self.sockets.take(token).ok_or_else(|| {
             rate_limited(
-                format!(
-                    "too many open WebSockets with this token: at most {}",
-                    self.sockets.max()
-                ),
+                format!("too many open WebSockets with this token: at most {}", self.sockets.max()),
                 std::time::Duration::from_secs(1),
             )
         })
@@ -171,5 +168,8 @@ fn address_locked(wait: std::time::Duration) -> AppError {
 
 fn rate_limited(message: String, wait: std::time::Duration) -> AppError {
     let retry_after = whole_seconds(wait);
-    AppError::RateLimited { message: format!("{message}; try again in {retry_after} s"), retry_after }
+    AppError::RateLimited {
+        message: format!("{message}; try again in {retry_after} s"),
+        retry_after,
+    }
 }

@@ -184,9 +184,7 @@ async fn serve(
                     // Over the socket's rate the operation answers `RATE_LIMITED`, before
                     // its token is looked up or counted.
                     let viewer = match rate.check() {
-                        Ok(()) => {
-                            guard.authenticate(&db, client.0, authorization.as_deref()).await
-                        }
+                        Ok(()) => guard.authenticate(&db, client.0, authorization.as_deref()).await,
                         Err(error) => Err(error),
                     };
                     if let Err(error @ AppError::Unauthenticated) = &viewer {

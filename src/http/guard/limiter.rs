@@ -11,13 +11,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 /// How often a limiter's map is swept of keys back to a fresh state.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
-type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, MonotonicClock>;
+type Keyed<K> =
+    RateLimiter<K, DashMapStateStore<K>, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
 
 /// `per_minute` checks a minute for each key, all of them available at once (a burst as
 /// large as the minute's allowance), then one every `60 s / per_minute`.
@@ -117,7 +119,6 @@ impl Failures {
         locked.insert(key, now + wait);
         Some(wait)
     }
-
 }
 
 /// The key of an address: an IPv4 address itself, an IPv6 address its /64 (one host
