@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{FileLimits, Limits};
+use crate::config::{AbuseLimits, FileLimits, Limits};
 use crate::db::DbPool;
 use crate::events::EventHub;
 use crate::graphql::documents::Documents;
 use crate::graphql::{self, CasefileSchema};
+use crate::http::guard::Guard;
 use crate::http::metrics::Metrics;
 use crate::signing::AuditKey;
 use crate::storage::Storage;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub documents: Arc<Documents>,
     /// Evidence file contents.
     pub storage: Storage,
+    /// Rate limits, WebSocket caps, trusted proxies, CORS.
+    pub guard: Arc<Guard>,
 }
 
 impl AppState {
@@ -66,7 +69,9 @@ impl AppState {
             webhooks: crate::config::WebhookConfig::default(),
         };
         let schema = graphql::build_with(Some(runtime), &limits, documents.clone());
+        let guard = Arc::new(Guard::new(&AbuseLimits::default(), limits.max_body_bytes));
         Self {
+            guard,
             audit_key,
             events,
             documents,
@@ -78,6 +83,12 @@ impl AppState {
             data_dir: Arc::new(data_dir),
             storage,
         }
+    }
+
+    /// The state with these abuse limits (the defaults otherwise).
+    pub fn with_abuse_limits(mut self, abuse: &AbuseLimits) -> Self {
+        self.guard = Arc::new(Guard::new(abuse, self.limits.max_body_bytes));
+        self
     }
 
     /// The state with these webhook settings (the schema checks URLs with them).

@@ -4,6 +4,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, ValueEnum};
 
+mod abuse;
+
+pub use abuse::{AbuseLimits, CorsOrigins, TrustedProxies};
+
 /// Settings shared by every command that talks to the database.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
@@ -57,6 +61,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub limits: Limits,
+
+    #[command(flatten)]
+    pub abuse: AbuseLimits,
 
     #[command(flatten)]
     pub files: FileLimits,

@@ -126,6 +126,9 @@ pub enum AppError {
     Validation { field: String, message: String },
     #[error("{1}")]
     Rule(Code, String),
+    /// Over a rate limit: the client may try again in `retry_after` seconds (at least 1).
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u64 },
     #[error("the database is busy: try again")]
     PoolTimeout,
     /// The database cannot be reached (the cause is logged, not shown).
@@ -161,12 +164,21 @@ impl AppError {
             AppError::NotFound(_) => Code::NotFound,
             AppError::Validation { .. } => Code::ValidationFailed,
             AppError::Rule(code, _) => *code,
+            AppError::RateLimited { .. } => Code::RateLimited,
             AppError::PoolTimeout | AppError::Unavailable(_) => Code::Unavailable,
             AppError::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::ClosedConnection,
                 _,
             )) => Code::Unavailable,
             AppError::Database(_) | AppError::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The seconds a rate-limited client should wait (its `Retry-After`), for `RATE_LIMITED`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -216,10 +228,14 @@ impl From<&AppError> for async_graphql::Error {
             AppError::Validation { field, .. } => Some(field.clone()),
             _ => None,
         };
+        let retry_after = error.retry_after();
         async_graphql::Error::new(error.public_message()).extend_with(|_, ext| {
             ext.set("code", code.as_str());
             if let Some(field) = field {
                 ext.set("field", field);
+            }
+            if let Some(seconds) = retry_after {
+                ext.set("retryAfter", seconds);
             }
         })
     }

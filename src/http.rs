@@ -6,6 +6,7 @@ pub mod export;
 pub mod files;
 pub mod graphiql;
 pub mod graphql;
+pub mod guard;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
@@ -48,17 +49,23 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
-/// The TCP peer of a request (`None` when the server was started without connect info).
-/// Trusted proxies and forwarded headers are not read (yet): this is the socket's peer.
+/// The client address of a request: the TCP peer, or, when the peer is one of
+/// `CASEFILE_TRUSTED_PROXIES`, the address its `X-Forwarded-For` names ([`guard::client`]).
+/// The rate limits count by it and the change record keeps it as `clientAddress`.
+/// `None` when the server was started without connect info.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(ClientAddress(peer.map(|info| info.0.ip().to_canonical())))
+        let peer = peer.map(|info| info.0.ip());
+        Ok(ClientAddress(state.guard.client_address(peer, &parts.headers)))
     }
 }
 
@@ -78,6 +85,7 @@ async fn request_id(mut request: Request, next: Next) -> Response {
 /// Every route of casefile.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let body_limit = state.limits.max_body_bytes;
+    let cors_origins = state.guard.cors_origins().clone();
     let http = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::healthz))
@@ -94,7 +102,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     // WebSockets and the streaming file routes (evidence files, case export) stay outside
     // compression and the total timeout: they have their own limits (an idle timeout, the
     // upload and export limits).
-    Router::new()
+    let router = Router::new()
         .route("/graphql/ws", get(ws::handler))
         .route("/cases/{number}/export", get(export::handler))
         .merge(files::routes())
@@ -112,14 +120,16 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(middleware::from_fn(request_id))
-        .with_state(state)
+        .with_state(state);
+    guard::cors::apply(router, &cors_origins)
 }
 
 /// An error as the REST endpoints (files, export, audit export, NDJSON ingest) answer it:
 /// the GraphQL error body of [`crate::graphql::errors::response`], with the code's status
 /// or `status` when the endpoint answers another (a REST body that fails a check is 422
-/// where GraphQL's table says 400; 413, 416), `Cache-Control: no-store`, and for
-/// `UNAUTHENTICATED` a `WWW-Authenticate: Bearer` challenge.
+/// where GraphQL's table says 400; 413, 416), `Cache-Control: no-store`, for
+/// `UNAUTHENTICATED` a `WWW-Authenticate: Bearer` challenge, and for `RATE_LIMITED` its
+/// `Retry-After`.
 pub(crate) fn rest_error(
     error: &crate::error::AppError,
     request_id: &RequestId,
@@ -133,6 +143,9 @@ pub(crate) fn rest_error(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if matches!(error, crate::error::AppError::Unauthenticated) {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(seconds) = error.retry_after() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

@@ -62,7 +62,8 @@ async fn run(
         storage.clone(),
         key,
     )
-    .with_webhooks(serve.webhooks.clone());
+    .with_webhooks(serve.webhooks.clone())
+    .with_abuse_limits(&serve.abuse);
     state.events.listen(db.url.clone());
     let jobs_metrics = state.metrics.jobs.clone();
     let events = state.events.clone();

@@ -11,11 +11,11 @@ use futures_util::stream;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::auth;
 use crate::db::pool;
 use crate::domain::access;
 use crate::error::{AppError, RequestId};
 use crate::graphql::ids::{self, Kind};
+use crate::http::ClientAddress;
 use crate::models::events::{Event, format_at, list};
 use crate::models::ids::TenantId;
 
@@ -108,11 +108,12 @@ fn error_response(error: &AppError, request_id: &RequestId) -> Response {
 pub async fn export(
     State(state): State<AppState>,
     request_id: RequestId,
+    client: ClientAddress,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let viewer = match auth::authenticate(&state.db, authorization).await {
+    let viewer = match state.guard.authenticate(&state.db, client.0, authorization).await {
         Ok(viewer) => viewer,
         Err(error) => return error_response(&error, &request_id),
     };

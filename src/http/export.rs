@@ -16,7 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::auth::{self, Viewer};
+use crate::auth::Viewer;
 use crate::domain::{self, audit};
 use crate::error::{AppError, AppResult};
 use crate::export::package::{self, Chunks, Contents, Entry, Manifest, ManifestCase, Missing};
@@ -54,7 +54,7 @@ async fn export(
     query: Option<&str>,
 ) -> AppResult<Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let viewer = auth::authenticate(&state.db, authorization).await?.with_client_address(client.0);
+    let viewer = state.guard.authenticate(&state.db, client.0, authorization).await?;
     let parts_param = query.and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "parts").map(|(_, v)| v)
     });

@@ -18,7 +18,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::auth::{self, Viewer};
+use crate::auth::Viewer;
 use crate::db::pool;
 use crate::domain::evidence::{self, Uploaded};
 use crate::error::{AppError, Code, RequestId};
@@ -72,9 +72,8 @@ async fn viewer(
     client: ClientAddress,
 ) -> Result<Viewer, AppError> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let viewer = auth::authenticate(&state.db, authorization).await?;
-    Ok(Viewer { request_id: uuid::Uuid::parse_str(&request_id.0).ok(), ..viewer }
-        .with_client_address(client.0))
+    let viewer = state.guard.authenticate(&state.db, client.0, authorization).await?;
+    Ok(Viewer { request_id: uuid::Uuid::parse_str(&request_id.0).ok(), ..viewer })
 }
 
 /// A detection's global id, or a bare UUID; anything else names no detection.

@@ -17,9 +17,9 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth::{self, Viewer};
+use crate::auth::Viewer;
 use crate::error::{AppError, BAD_REQUEST, PERSISTED_QUERY_NOT_FOUND};
-use crate::graphql::{request_data, selected_operation};
+use crate::graphql::{errors, request_data, selected_operation};
 use crate::http::metrics::{OperationType, Outcome};
 use crate::http::negotiate::{ResponseType, response_type};
 use crate::http::{ClientAddress, RequestId};
@@ -40,11 +40,10 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let started = Instant::now();
-    let (rt, viewer) = match admit(&state, &headers, &request_id, started).await {
+    let (rt, viewer) = match admit(&state, client, &headers, &request_id, started).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let viewer = viewer.with_client_address(client.0);
     let request = match params_from_query(query.as_deref().unwrap_or("")) {
         Ok(request) => request,
         Err(message) => {
@@ -71,11 +70,10 @@ pub async fn post(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let (rt, viewer) = match admit(&state, &headers, &request_id, started).await {
+    let (rt, viewer) = match admit(&state, client, &headers, &request_id, started).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let viewer = viewer.with_client_address(client.0);
     let fail = |status, code, message: &str| {
         request_failure(&state, rt, &request_id, status, code, message, started)
     };
@@ -149,15 +147,17 @@ enum Method {
     Post,
 }
 
-/// What every request goes through first: a response type the client accepts, and a valid token.
+/// What every request goes through first: a response type the client accepts, and a valid
+/// token within its rate limit ([`crate::http::guard`]).
 async fn admit(
     state: &AppState,
+    client: ClientAddress,
     headers: &HeaderMap,
     request_id: &RequestId,
     started: Instant,
 ) -> Result<(ResponseType, Viewer), Response> {
     let rt = negotiate(headers, request_id)?;
-    let viewer = authenticate(state, headers, rt, request_id, started).await?;
+    let viewer = authenticate(state, client, headers, rt, request_id, started).await?;
     Ok((rt, viewer))
 }
 
@@ -175,13 +175,14 @@ fn negotiate(headers: &HeaderMap, request_id: &RequestId) -> Result<ResponseType
 
 async fn authenticate(
     state: &AppState,
+    client: ClientAddress,
     headers: &HeaderMap,
     rt: ResponseType,
     request_id: &RequestId,
     started: Instant,
 ) -> Result<Viewer, Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match auth::authenticate(&state.db, authorization).await {
+    match state.guard.authenticate(&state.db, client.0, authorization).await {
         Ok(viewer) => Ok(viewer),
         Err(error) => {
             state.metrics.observe(
@@ -189,12 +190,14 @@ async fn authenticate(
                 Outcome::Rejected,
                 started.elapsed().as_secs_f64(),
             );
-            let body = error_body(error.code().as_str(), &error.public_message(), request_id);
+            let body = response::Body::request_error(errors::response(&error, request_id));
             let mut response = json_response(error.status(), rt, &body);
+            let headers = response.headers_mut();
             if matches!(error, AppError::Unauthenticated) {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            if let Some(seconds) = error.retry_after() {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             Err(response)
         }

@@ -288,12 +288,11 @@ pub async fn post(
     body: Body,
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let viewer = match auth::authenticate(&state.db, authorization).await {
+    let viewer = match state.guard.authenticate(&state.db, client.0, authorization).await {
         // The change record names the request and the client with each chunk's event.
-        Ok(viewer) => auth::Viewer {
-            request_id: uuid::Uuid::parse_str(&request_id.0).ok(),
-            ..viewer.with_client_address(client.0)
-        },
+        Ok(viewer) => {
+            auth::Viewer { request_id: uuid::Uuid::parse_str(&request_id.0).ok(), ..viewer }
+        }
         Err(error) => return error_response(&error, &request_id),
     };
     if let Err(error) = viewer.require(access::INGEST) {

@@ -2,6 +2,13 @@
 //! `graphql-ws` subprotocol. The token travels in the `connection_init` payload
 //! (`{"authorization": "Bearer …"}`); the connection is refused before anything runs
 //! unless it names a valid token.
+//!
+//! Limits ([`crate::http::guard`]): a message or frame over `CASEFILE_WS_MAX_MESSAGE_BYTES`
+//! closes the socket with 1009; a token over `CASEFILE_WS_MAX_CONNECTIONS_PER_TOKEN` open
+//! sockets, or over its rate limit at `connection_init`, is closed with 4429 (which
+//! graphql-ws clients report as an error and do not retry); an operation over
+//! `CASEFILE_WS_OPERATIONS_PER_SECOND`, or over the token's rate limit, answers
+//! `RATE_LIMITED` and the socket stays open.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +41,10 @@ pub const KEEPALIVE: Duration = Duration::from_secs(12);
 /// The close code of a socket whose token no longer holds (revoked, expired, user
 /// deactivated, role changed).
 const CLOSE_FORBIDDEN: u16 = 4403;
+/// The close code of a socket over a rate limit or the cap of sockets per token.
+const CLOSE_TOO_MANY: u16 = 4429;
+/// The close code of a socket whose client sent a message over the size limit (RFC 6455).
+const CLOSE_TOO_BIG: u16 = 1009;
 
 pub async fn handler(
     State(state): State<AppState>,
@@ -43,7 +54,10 @@ pub async fn handler(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let legacy = is_legacy(&headers);
+    let max_message = state.guard.ws_max_message_bytes();
     upgrade
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve(state, protocol, legacy, client, socket))
 }
@@ -73,17 +87,24 @@ async fn serve(
 
     // The first text message must be connection_init with a valid token.
     let first = tokio::time::timeout(INIT_TIMEOUT, async {
-        while let Some(Ok(message)) = stream.next().await {
-            if let Message::Text(text) = &message {
-                return Some((text.to_string(), message));
+        while let Some(message) = stream.next().await {
+            match message {
+                Ok(Message::Text(text)) => return Ok((text.to_string(), Message::Text(text))),
+                Ok(_) => {}
+                Err(error) => return Err(error),
             }
         }
-        None
+        Err(axum::Error::new("the connection closed"))
     })
     .await;
     let (text, init_message) = match first {
-        Ok(Some(pair)) => pair,
-        Ok(None) => return,
+        Ok(Ok(pair)) => pair,
+        Ok(Err(error)) => {
+            if too_big(&error) {
+                let _ = sink.send(close(CLOSE_TOO_BIG, "Message too big")).await;
+            }
+            return;
+        }
         Err(_) => {
             let _ = sink.send(close(4408, "Connection initialisation timeout")).await;
             return;
@@ -96,9 +117,19 @@ async fn serve(
     }
     let authorization =
         parsed.pointer("/payload/authorization").and_then(Value::as_str).map(str::to_owned);
-    let viewer = match auth::authenticate(&state.db, authorization.as_deref()).await {
-        Ok(viewer) => viewer.with_client_address(client.0),
+    let viewer = match state.guard.authenticate(&state.db, client.0, authorization.as_deref()).await
+    {
+        Ok(viewer) => viewer,
         Err(error) => {
+            let _ = refuse(&mut sink, &error, legacy).await;
+            return;
+        }
+    };
+    // Held while the socket is open.
+    let _slot = match state.guard.open_socket(viewer.token_id.0) {
+        Ok(slot) => slot,
+        Err(error) => {
+            tracing::info!(user = %viewer.user_id, "refusing a websocket: its token has its most open");
             let _ = refuse(&mut sink, &error, legacy).await;
             return;
         }
@@ -129,27 +160,39 @@ async fn serve(
     // Each operation runs with the viewer as it is when it starts: the token is checked
     // again (a revoked or expired one closes the socket) and the role read afresh.
     let db = state.db.clone();
+    let guard = state.guard.clone();
+    let rate = Arc::new(state.guard.ws_operations());
     let current = operations.viewer.clone();
     let token_text = authorization.clone();
     let checked = stream::once(async move { Ok(init_message) })
         .chain(stream)
         .then(move |message| {
-            let db = db.clone();
+            let (db, guard, rate) = (db.clone(), guard.clone(), rate.clone());
             let authorization = authorization.clone();
             let mut control = control.clone();
             let current = current.clone();
             async move {
+                if let Err(error) = &message
+                    && too_big(error)
+                {
+                    let _ = control.send(close(CLOSE_TOO_BIG, "Message too big")).await;
+                    return None;
+                }
                 let starts_operation =
                     matches!(&message, Ok(Message::Text(text)) if starts_operation(text));
                 if starts_operation {
-                    let viewer = auth::authenticate(&db, authorization.as_deref()).await;
+                    // Over the socket's rate the operation answers `RATE_LIMITED`, before
+                    // its token is looked up or counted.
+                    let viewer = match rate.check() {
+                        Ok(()) => guard.authenticate(&db, client.0, authorization.as_deref()).await,
+                        Err(error) => Err(error),
+                    };
                     if let Err(error @ AppError::Unauthenticated) = &viewer {
                         let _ = refuse(&mut control, error, legacy).await;
                         return None;
                     }
                     // async-graphql starts the operation as soon as it reads this message.
-                    *lock(&current) =
-                        viewer.map(|v| v.with_client_address(client.0)).map_err(Arc::new);
+                    *lock(&current) = viewer.map_err(Arc::new);
                 }
                 Some(message)
             }
@@ -345,14 +388,16 @@ fn starts_operation(text: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Closes the socket because the token is not (or no longer) valid: 4403, after a
-/// `connection_error` message on the legacy protocol. Other failures close with 4500.
+/// Closes the socket because the token is not (or no longer) valid: 4403, or over a rate
+/// limit or the cap of sockets: 4429; after a `connection_error` message on the legacy
+/// protocol. Other failures close with 4500.
 async fn refuse<S>(sink: &mut S, error: &AppError, legacy: bool) -> Result<(), S::Error>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
     let (code, reason) = match error.code() {
         Code::Unauthenticated => (CLOSE_FORBIDDEN, "Forbidden: a valid token is required"),
+        Code::RateLimited => (CLOSE_TOO_MANY, "Too many requests or connections"),
         _ => (4500, "Internal error"),
     };
     if legacy {
@@ -361,6 +406,15 @@ where
         sink.send(Message::Text(payload.to_string().into())).await?;
     }
     sink.send(close(code, reason)).await
+}
+
+/// Whether a read failed on a message or frame over the size limit.
+fn too_big(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    matches!(
+        error.source().and_then(|cause| cause.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 fn close(code: u16, reason: &'static str) -> Message {

@@ -31,6 +31,7 @@ mod nodes;
 mod pages;
 mod persisted_queries;
 mod process;
+mod rate_limits;
 mod rekey;
 mod retention;
 mod retention_jobs;

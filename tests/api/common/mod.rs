@@ -13,7 +13,7 @@ pub mod contents;
 pub mod fixtures;
 pub mod ws;
 
-use casefile::config::{FileLimits, Limits};
+use casefile::config::{AbuseLimits, FileLimits, Limits};
 use casefile::db::embedded::EmbeddedPostgres;
 use casefile::db::{DbPool, migrations, pool};
 use casefile::models::ids::{TenantId, UserId};
@@ -252,8 +252,10 @@ impl TestApp {
     /// running beside it (as `casefile serve` runs one).
     pub async fn with_webhooks(config: casefile::config::WebhookConfig) -> Self {
         let pool_wait = Duration::from_secs(5);
+        let limits = Limits::default();
+        let abuse = AbuseLimits::default();
         let mut app =
-            Self::build_with(Limits::default(), FileLimits::default(), 8, pool_wait, Some(&config))
+            Self::build_with(limits, FileLimits::default(), 8, pool_wait, Some(&config), &abuse)
                 .await;
         app.start_delivery(config);
         app
@@ -288,6 +290,12 @@ impl TestApp {
         }
     }
 
+    /// The app with these rate limits, WebSocket caps, trusted proxies and CORS origins.
+    pub async fn with_abuse_limits(abuse: AbuseLimits) -> Self {
+        let (limits, files) = (Limits::default(), FileLimits::default());
+        Self::build_with(limits, files, 8, Duration::from_secs(5), None, &abuse).await
+    }
+
     /// The app with these limits of the file routes.
     pub async fn with_file_limits(files: FileLimits) -> Self {
         Self::build(Limits::default(), files, 8, Duration::from_secs(5)).await
@@ -304,7 +312,7 @@ impl TestApp {
         pool_size: usize,
         pool_wait: Duration,
     ) -> Self {
-        Self::build_with(limits, files, pool_size, pool_wait, None).await
+        Self::build_with(limits, files, pool_size, pool_wait, None, &AbuseLimits::default()).await
     }
 
     async fn build_with(
@@ -313,6 +321,7 @@ impl TestApp {
         pool_size: usize,
         pool_wait: Duration,
         webhooks: Option<&casefile::config::WebhookConfig>,
+        abuse: &AbuseLimits,
     ) -> Self {
         let database = fresh_database().await;
         let database_url = database.url.clone();
@@ -341,7 +350,8 @@ impl TestApp {
             data_dir.path().to_owned(),
             storage.clone(),
         )
-        .expect("app state");
+        .expect("app state")
+        .with_abuse_limits(abuse);
         let state = match webhooks {
             Some(config) => state.with_webhooks(config.clone()),
             None => state,
