@@ -15,6 +15,7 @@ mod detections;
 mod embedded;
 mod evidence;
 mod export;
+mod faults;
 mod folding;
 mod graphiql;
 mod http_rules;
