@@ -291,7 +291,8 @@ mod tests {
             rollback_error: rollback,
             commit_error: lost(DatabaseErrorKind::Unknown),
         };
-        let failed_commit = AppError::Database(commit(lost(DatabaseErrorKind::UnableToSendCommand)));
+        let failed_commit =
+            AppError::Database(commit(lost(DatabaseErrorKind::UnableToSendCommand)));
         assert_eq!(failed_commit.code(), Code::Unavailable);
         let refused_commit = AppError::Database(commit(lost(DatabaseErrorKind::Unknown)));
         assert_eq!(refused_commit.code(), Code::Internal);

@@ -56,8 +56,7 @@ fn after(since: Instant, at: Option<Instant>) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_stopped_under_load_fails_fast_with_unavailable_and_loses_no_acknowledged_write()
-{
+async fn postgres_stopped_under_load_fails_fast_with_unavailable_and_loses_no_acknowledged_write() {
     let cluster = Cluster::init().await;
     cluster.start().await;
     cluster.psql("postgres", "CREATE DATABASE casefile").await;
@@ -110,7 +109,11 @@ async fn postgres_stopped_under_load_fails_fast_with_unavailable_and_loses_no_ac
 }
 
 /// When `/readyz` first said 503 after `stopped`, and 200 after `started`.
-fn readyz_times(load: &Load, stopped: Instant, started: Instant) -> (Option<Instant>, Option<Instant>) {
+fn readyz_times(
+    load: &Load,
+    stopped: Instant,
+    started: Instant,
+) -> (Option<Instant>, Option<Instant>) {
     let seen = load.readyz.lock().expect("readyz");
     let first = |since: Instant, status: u16| {
         seen.iter().filter(|(at, s)| *at >= since && *s == status).map(|(at, _)| *at).min()
@@ -184,7 +187,10 @@ async fn the_embedded_postmaster_killed_is_started_again_and_casefile_recovers_b
     assert!(server.terminate().await.success(), "casefile stops cleanly after the restart");
     let began = Instant::now();
     while alive(now) {
-        assert!(began.elapsed() < Duration::from_secs(30), "the restarted postmaster outlived casefile");
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the restarted postmaster outlived casefile"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -272,9 +278,10 @@ async fn four_servers_migrating_a_fresh_database_together_apply_each_migration_o
     for run in runs {
         applied.push(run.await.expect("a migration run").expect("every run succeeds"));
     }
-    let embedded = MigrationSource::<diesel::pg::Pg>::migrations(&casefile::db::migrations::MIGRATIONS)
-        .expect("migrations")
-        .len();
+    let embedded =
+        MigrationSource::<diesel::pg::Pg>::migrations(&casefile::db::migrations::MIGRATIONS)
+            .expect("migrations")
+            .len();
     applied.sort_unstable();
     assert_eq!(applied, vec![0, 0, 0, embedded], "one run applied everything, the others nothing");
 

@@ -49,7 +49,8 @@ impl Respawn {
         let cluster_dir = &self.placement.cluster_dir;
         let server =
             self.placement.spawn_postmaster(&self.binaries, &self.socket_dir, &self.log).await?;
-        if let Err(error) = wait_until_ready(&server, cluster_dir, &self.socket_dir, &self.log).await
+        if let Err(error) =
+            wait_until_ready(&server, cluster_dir, &self.socket_dir, &self.log).await
         {
             // Best effort: the startup error is what the caller needs to see.
             let _ = shutdown(&server, cluster_dir).await;

@@ -153,9 +153,8 @@ pub async fn fresh_database() -> TestDatabase {
 pub async fn empty_database() -> TestDatabase {
     let server = server();
     let name = format!("casefile_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = AsyncPgConnection::establish(&server.admin_url)
-        .await
-        .expect("connect to the test server");
+    let mut admin =
+        AsyncPgConnection::establish(&server.admin_url).await.expect("connect to the test server");
     diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE template0"))
         .execute(&mut admin)
         .await

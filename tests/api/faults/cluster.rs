@@ -16,7 +16,8 @@ const PG_CTL_WAIT_SECS: &str = "90";
 /// The folder of `initdb`, `pg_ctl`, `pg_basebackup` and `psql`: `pg_config --bindir`,
 /// else the newest `/usr/lib/postgresql/<major>/bin`, else the folder of `initdb` on `PATH`.
 fn bindir() -> PathBuf {
-    let has_tools = |dir: &Path| ["initdb", "pg_ctl", "pg_basebackup"].iter().all(|t| dir.join(t).is_file());
+    let has_tools =
+        |dir: &Path| ["initdb", "pg_ctl", "pg_basebackup"].iter().all(|t| dir.join(t).is_file());
     if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && has_tools(&dir) {
@@ -96,7 +97,19 @@ impl Cluster {
     pub async fn init() -> Self {
         let cluster = Self::empty(free_port());
         cluster
-            .run("initdb", &["-D", path(&cluster.data), "-U", ROLE, "--auth=trust", "-E", "UTF8", "--locale=C"])
+            .run(
+                "initdb",
+                &[
+                    "-D",
+                    path(&cluster.data),
+                    "-U",
+                    ROLE,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+            )
             .await;
         cluster.configure(&[
             ("listen_addresses", "'127.0.0.1'".to_owned()),
@@ -120,7 +133,10 @@ impl Cluster {
                 &["-d", &conninfo, "-D", path(&standby.data), "-R", "-X", "stream", "-c", "fast"],
             )
             .await;
-        assert!(standby.data.join("standby.signal").is_file(), "pg_basebackup -R wrote standby.signal");
+        assert!(
+            standby.data.join("standby.signal").is_file(),
+            "pg_basebackup -R wrote standby.signal"
+        );
         standby.configure(&[
             ("port", standby.port.to_string()),
             ("primary_conninfo", format!("'{conninfo}'")),
@@ -179,7 +195,24 @@ impl Cluster {
         let port = self.port.to_string();
         self.run(
             "psql",
-            &["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &port, "-U", ROLE, "-d", database, "-c", sql],
+            &[
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                ROLE,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
         )
         .await
     }

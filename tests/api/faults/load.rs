@@ -83,7 +83,10 @@ impl Casefile {
             address: address.unwrap_or_else(|| panic!("no address printed:\n{}", log_text())),
             token: token.unwrap_or_else(|| panic!("no token printed:\n{}", log_text())),
             log,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
         };
         server.wait_ready(Duration::from_secs(60)).await;
         server
@@ -105,7 +108,11 @@ impl Casefile {
     pub async fn wait_ready(&self, limit: Duration) -> Duration {
         let began = Instant::now();
         while self.readyz().await != 200 {
-            assert!(began.elapsed() < limit, "/readyz not 200 within {limit:?}:\n{}", self.log_text());
+            assert!(
+                began.elapsed() < limit,
+                "/readyz not 200 within {limit:?}:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         began.elapsed()
@@ -178,19 +185,24 @@ impl Load {
     pub async fn start(server: &Casefile, case: &str, writers: usize) -> Self {
         let (stop, stopped) = watch::channel(false);
         let received = Arc::new(Mutex::new(BTreeSet::new()));
-        let mut socket = ws::open_url(&format!("ws://{}/graphql/ws", server.address), &server.token).await;
+        let mut socket =
+            ws::open_url(&format!("ws://{}/graphql/ws", server.address), &server.token).await;
         ws::subscribe(&mut socket, "live", CASE_EVENTS, json!({ "caseId": case })).await;
         // The subscription follows once a message written after it arrives.
         let first = "subscribed";
         let mut tasks = vec![tokio::spawn(collect(socket, received.clone()))];
         let began = Instant::now();
         while !received.lock().expect("received").contains(first) {
-            assert!(began.elapsed() < Duration::from_secs(30), "the subscription sent nothing in 30 s");
-            let (status, body) = server.graphql(POST, json!({ "i": { "caseId": case, "body": first } })).await;
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "the subscription sent nothing in 30 s"
+            );
+            let (status, body) =
+                server.graphql(POST, json!({ "i": { "caseId": case, "body": first } })).await;
             assert_eq!(status, 200, "{body}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let load = Load {
+        let mut load = Load {
             acknowledged: Arc::default(),
             failures: Arc::default(),
             readyz: Arc::default(),
@@ -199,18 +211,20 @@ impl Load {
             tasks: Vec::new(),
         };
         for writer in 0..writers {
+            let acknowledged = load.acknowledged.clone();
             tasks.push(tokio::spawn(write(
                 server.url("/graphql"),
                 server.token.clone(),
                 case.to_owned(),
                 writer,
-                load.acknowledged.clone(),
+                acknowledged,
                 load.failures.clone(),
                 stopped.clone(),
             )));
         }
         tasks.push(tokio::spawn(watch_readyz(server.url("/readyz"), load.readyz.clone(), stopped)));
-        Load { tasks, ..load }
+        load.tasks = tasks;
+        load
     }
 
     /// Writes acknowledged so far.
@@ -240,7 +254,13 @@ impl Load {
     /// Waits until `/readyz` has answered `status` after `since` (at most `limit`).
     pub async fn until_readyz_after(&self, status: u16, since: Instant, limit: Duration) {
         let began = Instant::now();
-        while !self.readyz.lock().expect("readyz").iter().any(|(at, s)| *at >= since && *s == status) {
+        while !self
+            .readyz
+            .lock()
+            .expect("readyz")
+            .iter()
+            .any(|(at, s)| *at >= since && *s == status)
+        {
             assert!(began.elapsed() < limit, "/readyz did not answer {status} within {limit:?}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -257,8 +277,22 @@ impl Load {
 
     /// The first write acknowledged at or after `since`, and the first failure at or after it.
     pub fn first_after(&self, since: Instant) -> (Option<Instant>, Option<Instant>) {
-        let ack = self.acknowledged.lock().expect("ack").iter().map(|(_, at)| *at).filter(|at| *at >= since).min();
-        let failure = self.failures.lock().expect("failures").iter().map(|f| f.at).filter(|at| *at >= since).min();
+        let ack = self
+            .acknowledged
+            .lock()
+            .expect("ack")
+            .iter()
+            .map(|(_, at)| *at)
+            .filter(|at| *at >= since)
+            .min();
+        let failure = self
+            .failures
+            .lock()
+            .expect("failures")
+            .iter()
+            .map(|f| f.at)
+            .filter(|at| *at >= since)
+            .min();
         (ack, failure)
     }
 
@@ -267,8 +301,16 @@ impl Load {
     pub fn check_failures(&self) -> (usize, Duration) {
         let failures = self.failures.lock().expect("failures").clone();
         for failure in &failures {
-            assert_eq!((failure.status, failure.code.as_str()), (503, "UNAVAILABLE"), "{failure:?}");
-            assert!(failure.took < POOL_WAIT / 2, "a failure took {:?}, not well under the pool wait", failure.took);
+            assert_eq!(
+                (failure.status, failure.code.as_str()),
+                (503, "UNAVAILABLE"),
+                "{failure:?}"
+            );
+            assert!(
+                failure.took < POOL_WAIT / 2,
+                "a failure took {:?}, not well under the pool wait",
+                failure.took
+            );
         }
         (failures.len(), failures.iter().map(|f| f.took).max().unwrap_or_default())
     }
@@ -327,7 +369,12 @@ async fn write(
         let body = format!("w{writer}-{n}");
         let began = Instant::now();
         let variables = json!({ "i": { "caseId": case, "body": body } });
-        let response = http.post(&url).bearer_auth(&token).json(&json!({ "query": POST, "variables": variables })).send().await;
+        let response = http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({ "query": POST, "variables": variables }))
+            .send()
+            .await;
         let (status, answer) = match response {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -339,15 +386,25 @@ async fn write(
             acknowledged.lock().expect("ack").push((body, Instant::now()));
             tokio::time::sleep(Duration::from_millis(10)).await;
         } else {
-            let code = answer["errors"][0]["extensions"]["code"].as_str().unwrap_or("none").to_owned();
+            let code =
+                answer["errors"][0]["extensions"]["code"].as_str().unwrap_or("none").to_owned();
             let code = if code == "none" { answer.to_string() } else { code };
-            failures.lock().expect("failures").push(Failure { at: Instant::now(), took: began.elapsed(), status, code });
+            failures.lock().expect("failures").push(Failure {
+                at: Instant::now(),
+                took: began.elapsed(),
+                status,
+                code,
+            });
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
 
-async fn watch_readyz(url: String, seen: Arc<Mutex<Vec<(Instant, u16)>>>, stop: watch::Receiver<bool>) {
+async fn watch_readyz(
+    url: String,
+    seen: Arc<Mutex<Vec<(Instant, u16)>>>,
+    stop: watch::Receiver<bool>,
+) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     while !*stop.borrow() {
         let status = match http.get(&url).send().await {
