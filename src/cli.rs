@@ -370,11 +370,10 @@ where
     F: FnOnce(diesel_async::AsyncPgConnection) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
-    use diesel_async::AsyncConnection;
     let database = Database::open(config).await?;
     let result = async {
         migrations::run(&database.url).await?;
-        let conn = diesel_async::AsyncPgConnection::establish(&database.url).await?;
+        let conn = crate::db::pool::connect(&database.url).await?;
         f(conn).await
     }
     .await;

@@ -166,10 +166,7 @@ impl AppError {
             AppError::Rule(code, _) => *code,
             AppError::RateLimited { .. } => Code::RateLimited,
             AppError::PoolTimeout | AppError::Unavailable(_) => Code::Unavailable,
-            AppError::Database(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
-                _,
-            )) => Code::Unavailable,
+            AppError::Database(error) if is_connection_lost(error) => Code::Unavailable,
             AppError::Database(_) | AppError::Internal(_) => Code::Internal,
         }
     }
@@ -206,11 +203,32 @@ impl AppError {
     }
 }
 
+/// Whether a diesel error says the connection itself is gone (the server stopped, crashed
+/// or failed over; the network dropped it), by its kind: diesel-async reports a query on a
+/// closed connection, or one whose connection closed under it, as `UnableToSendCommand`
+/// (or `ClosedConnection`). The pool drops such a connection at its next checkout.
+/// A commit whose connection dropped fails its rollback the same way, and a connection
+/// whose rollback failed so reports `BrokenTransactionManager` afterwards.
+pub fn is_connection_lost(error: &diesel::result::Error) -> bool {
+    use diesel::result::DatabaseErrorKind::{ClosedConnection, UnableToSendCommand};
+    use diesel::result::Error;
+    match error {
+        Error::DatabaseError(ClosedConnection | UnableToSendCommand, _) => true,
+        Error::RollbackErrorOnCommit { rollback_error, .. } => is_connection_lost(rollback_error),
+        Error::BrokenTransactionManager => true,
+        _ => false,
+    }
+}
+
 impl From<deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>> for AppError {
     fn from(
         error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>,
     ) -> Self {
         match error {
+            // Making a new connection took too long: the database is unreachable.
+            deadpool::managed::PoolError::Timeout(deadpool::managed::TimeoutType::Create) => {
+                AppError::Unavailable("database connection: connect timed out".to_owned())
+            }
             deadpool::managed::PoolError::Timeout(_) => AppError::PoolTimeout,
             // A new connection could not be made: the database is down or unreachable.
             deadpool::managed::PoolError::Backend(cause) => {
@@ -260,5 +278,54 @@ impl<E: Into<AppError>> From<E> for LoadError {
 impl From<LoadError> for async_graphql::Error {
     fn from(error: LoadError) -> Self {
         error.0.as_ref().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    fn database(kind: DatabaseErrorKind) -> AppError {
+        AppError::Database(DieselError::DatabaseError(kind, Box::new("cause".to_owned())))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_other_database_errors_internal() {
+        for kind in [DatabaseErrorKind::UnableToSendCommand, DatabaseErrorKind::ClosedConnection] {
+            let error = database(kind);
+            assert_eq!(error.code(), Code::Unavailable, "{kind:?}");
+            assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(error.public_message(), UNAVAILABLE_MESSAGE);
+        }
+        for kind in [DatabaseErrorKind::UniqueViolation, DatabaseErrorKind::Unknown] {
+            assert_eq!(database(kind).code(), Code::Internal, "{kind:?}");
+        }
+        assert_eq!(AppError::Database(DieselError::NotFound).code(), Code::Internal);
+        let lost = |kind| Box::new(DieselError::DatabaseError(kind, Box::new("x".to_owned())));
+        let commit = |rollback| DieselError::RollbackErrorOnCommit {
+            rollback_error: rollback,
+            commit_error: lost(DatabaseErrorKind::Unknown),
+        };
+        let failed_commit =
+            AppError::Database(commit(lost(DatabaseErrorKind::UnableToSendCommand)));
+        assert_eq!(failed_commit.code(), Code::Unavailable);
+        let refused_commit = AppError::Database(commit(lost(DatabaseErrorKind::Unknown)));
+        assert_eq!(refused_commit.code(), Code::Internal);
+    }
+
+    #[test]
+    fn a_failed_or_timed_out_connect_is_unavailable_and_a_full_pool_busy() {
+        use deadpool::managed::{PoolError, TimeoutType};
+        use diesel_async::pooled_connection::PoolError as Backend;
+        let refused = PoolError::Backend(Backend::ConnectionError(
+            diesel::ConnectionError::BadConnection("connection refused".into()),
+        ));
+        assert!(matches!(AppError::from(refused), AppError::Unavailable(_)));
+        let slow = AppError::from(PoolError::Timeout(TimeoutType::Create));
+        assert!(matches!(slow, AppError::Unavailable(_)));
+        let busy = AppError::from(PoolError::Timeout(TimeoutType::Wait));
+        assert!(matches!(busy, AppError::PoolTimeout));
+        assert_eq!(busy.code(), Code::Unavailable);
     }
 }

@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -321,7 +320,7 @@ async fn listen_loop(hub: std::sync::Weak<Inner>, url: String) {
 
 /// Connects, listens and forwards notifications until the connection drops.
 async fn listen_once(inner: &Inner, url: &str) -> Result<(), AppError> {
-    let mut conn = AsyncPgConnection::establish(url)
+    let mut conn = pool::connect(url)
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("LISTEN connection: {e}")))?;
     live::listen(&mut conn).await?;

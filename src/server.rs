@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use diesel_async::AsyncConnection;
 
 use crate::app::AppState;
 use crate::config::{DatabaseConfig, ServeConfig, StorageConfig};
@@ -45,9 +44,7 @@ async fn run(
     let applied = migrations::run(&db.url).await.context("applying database migrations")?;
     tracing::info!(applied, embedded = db.is_embedded(), "database ready");
 
-    let mut conn = diesel_async::AsyncPgConnection::establish(&db.url)
-        .await
-        .context("connecting to the database")?;
+    let mut conn = db::pool::connect(&db.url).await.context("connecting to the database")?;
     let token = bootstrap::run(&mut conn).await.context("creating the first tenant and admin")?;
     drop(conn);
 

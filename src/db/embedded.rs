@@ -25,6 +25,10 @@
 //! even by `SIGKILL`, leaves no PostgreSQL behind. The postmaster runs in its own process
 //! group, so Ctrl-C in a terminal reaches casefile only, which then calls
 //! [`EmbeddedPostgres::stop`].
+//!
+//! A postmaster that exits without being asked to (killed, crashed) is started again on
+//! the same cluster and socket, with backoff, by a supervising task (see `supervisor`):
+//! the URL stays the same, so the pool and the `LISTEN` connection reconnect by themselves.
 
 mod binaries;
 mod error;
@@ -34,6 +38,7 @@ mod postmaster;
 mod psql;
 mod quote;
 mod readiness;
+mod supervisor;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -48,10 +53,10 @@ pub use error::EmbeddedError;
 use binaries::Binaries;
 use error::io_err;
 use placement::{Placement, check_socket_path, read_pg_version};
-use postmaster::{OwnedServer, shutdown};
 use psql::validate_database_name;
 use quote::{percent_encode, sql_literal};
 use readiness::{lock_exclusive, wait_for_running};
+use supervisor::{Respawn, Supervised};
 
 /// Superuser role that `initdb` creates; every connection uses it.
 const ROLE: &str = "casefile";
@@ -75,7 +80,7 @@ pub struct EmbeddedPostgres {
     socket_dir: PathBuf,
     log: PathBuf,
     binaries: Binaries,
-    server: Option<OwnedServer>,
+    server: Option<Supervised>,
 }
 
 impl EmbeddedPostgres {
@@ -127,25 +132,26 @@ impl EmbeddedPostgres {
             }
         }
 
-        let server = placement.spawn_postmaster(&binaries, &socket_dir, &log).await?;
-        let mut this = Self {
+        let respawn = Respawn {
+            placement: placement.clone(),
+            binaries: binaries.clone(),
+            socket_dir: socket_dir.clone(),
+            log: log.clone(),
+            lock: data_dir.join(LOCK_FILE),
+        };
+        let server = respawn.start_once_locked().await?;
+        let pid = server.pid.as_raw();
+        let this = Self {
             cluster_dir: cluster_dir.clone(),
             socket_dir: socket_dir.clone(),
             log: log.clone(),
             binaries,
-            server: Some(server),
+            server: Some(Supervised::new(server, respawn)),
         };
-        if let Err(err) = this.wait_until_ready().await {
-            if let Some(server) = this.server.take() {
-                // Best effort: the startup error is what the caller needs to see.
-                let _ = shutdown(&server, &this.cluster_dir).await;
-            }
-            return Err(err);
-        }
         tracing::info!(
             cluster_dir = %this.cluster_dir.display(),
             socket_dir = %this.socket_dir.display(),
-            pid = this.server.as_ref().map_or(0, |s| s.pid.as_raw()),
+            pid,
             run_as = placement.run_as.as_ref().map_or("self", |u| u.name.as_str()),
             elapsed_ms = elapsed_ms(began),
             "started embedded PostgreSQL"
@@ -227,7 +233,7 @@ impl EmbeddedPostgres {
             return Ok(());
         };
         let began = Instant::now();
-        shutdown(&server, &self.cluster_dir).await?;
+        let server = server.stop().await?;
         tracing::info!(
             cluster_dir = %self.cluster_dir.display(),
             pid = server.pid.as_raw(),
@@ -240,9 +246,7 @@ impl EmbeddedPostgres {
 
 impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
-        if let Some(server) = self.server.take()
-            && server.exited.borrow().is_none()
-        {
+        if let Some(server) = self.server.take().and_then(|server| server.abandon()) {
             tracing::info!(
                 cluster_dir = %self.cluster_dir.display(),
                 pid = server.pid.as_raw(),

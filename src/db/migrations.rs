@@ -14,14 +14,33 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// transaction, right after its SQL, so the keys are exact as soon as it is recorded.
 const FOLDING_KEYS: &str = "20261130000003";
 
+/// The key of the session-level advisory lock the migration runner holds while it reads
+/// and applies pending migrations (`pg_advisory_lock(bigint)`): the bytes of "casefile"
+/// read as a big-endian number, the same on every server, so servers that start together
+/// on one database migrate one after the other, and the later ones find nothing pending.
+pub const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"casefile");
+
 type Connection = AsyncConnectionWrapper<AsyncPgConnection>;
 
-/// Applies every pending migration and returns how many ran.
+/// Opens the runner's connection, from a blocking thread of the runtime.
+fn establish(url: &str) -> anyhow::Result<Connection> {
+    let conn = tokio::runtime::Handle::current().block_on(super::pool::connect(url))?;
+    Ok(Connection::from(conn))
+}
+
+/// Applies every pending migration and returns how many ran. The whole run holds the
+/// advisory lock [`MIGRATION_LOCK_KEY`] (waiting for it while another server migrates).
 pub async fn run(url: &str) -> anyhow::Result<usize> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-        use diesel::Connection as _;
-        let mut conn = Connection::establish(&url)?;
+        use diesel::{Connection as _, RunQueryDsl as _};
+        let mut conn = establish(&url)?;
+        diesel::sql_query("SELECT pg_advisory_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK_KEY)
+            .execute(&mut conn)
+            .map_err(|e| anyhow::anyhow!("taking the migration lock: {e}"))?;
+        // The lock is the session's: closing the connection (at the end of this closure,
+        // or when this process dies) releases it.
         let pending = conn
             .pending_migrations(MIGRATIONS)
             .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
@@ -50,7 +69,7 @@ pub async fn rekey(url: &str) -> anyhow::Result<rekey::Rekeyed> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<rekey::Rekeyed> {
         use diesel::Connection as _;
-        let mut conn = Connection::establish(&url)?;
+        let mut conn = establish(&url)?;
         Ok(conn.transaction(|conn| {
             let done = rekey::run(conn)?;
             rekey::resync_links(conn)?;

@@ -19,6 +19,39 @@ use crate::models::database;
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
 
+/// How long one host of the URL gets to accept the TCP connection, unless the URL sets
+/// `connect_timeout` itself (a host that drops packets must not hold a request up).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a whole connect (every host of a multi-host URL, the startup and the
+/// `target_session_attrs` check) may take before it counts as failed.
+pub const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens one connection to `url` (a libpq-style URL or key-value string; several hosts,
+/// `host=a,b` or `postgresql://u@a:1,b:2/db`, and `target_session_attrs=read-write` are
+/// understood, as tokio-postgres reads them), with [`CONNECT_TIMEOUT`] per host and
+/// [`ESTABLISH_TIMEOUT`] in all. Every connection casefile opens goes through here.
+pub async fn connect(url: &str) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| diesel::ConnectionError::InvalidConnectionUrl(format!("{e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let connecting = async {
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    };
+    match tokio::time::timeout(ESTABLISH_TIMEOUT, connecting).await {
+        Ok(result) => result,
+        Err(_) => Err(diesel::ConnectionError::BadConnection(format!(
+            "no connection within {} s",
+            ESTABLISH_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 /// Opens a pool whose connections each run with `statement_timeout`, and whose callers
 /// wait at most `wait` for a free connection.
 pub fn build(
@@ -46,7 +79,7 @@ pub fn build_counting(
     config.custom_setup = Box::new(move |url| {
         let statements = statements.clone();
         async move {
-            let mut conn = AsyncPgConnection::establish(url).await?;
+            let mut conn = connect(url).await?;
             database::set_statement_timeout(&mut conn, statement_timeout)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -66,7 +99,7 @@ pub fn build_counting(
         .max_size(size)
         .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(wait))
-        .create_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(ESTABLISH_TIMEOUT + Duration::from_secs(1)))
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()?;
     Ok(pool)

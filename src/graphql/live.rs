@@ -8,7 +8,9 @@
 //! deactivated or its role changed) closes the whole socket (`http::ws`).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_graphql::{Context, ID, Object, Subscription};
 use chrono::{DateTime, Utc};
@@ -16,7 +18,7 @@ use futures_util::{Stream, StreamExt};
 
 use crate::auth::Viewer;
 use crate::db::{DbPool, pool};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code, LoadError};
 use crate::events::EventHub;
 use crate::events::cursor::EventCursor;
 use crate::graphql::cases::Case;
@@ -34,6 +36,31 @@ use crate::models::{cases, detections, live};
 
 /// How many matching cases a live list remembers, to send the event that makes one leave.
 const LIST_MEMBERS: i64 = 10_000;
+
+/// How long an event's fields wait for an unreachable database before they fail.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Loads what an event's field shows, waiting out an unreachable database (retrying with
+/// backoff up to [`PATIENCE`]): an event read from the change record just before the
+/// database went away reaches its subscriber late, with its fields, rather than at once
+/// with `UNAVAILABLE` in their place.
+async fn patiently<T, F, Fut>(mut load: F) -> Result<T, LoadError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, LoadError>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match load().await {
+            Err(error) if error.0.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            done => return done,
+        }
+    }
+}
 
 /// Something that happened to a case, as a live view needs it.
 pub struct CaseEvent(pub Arc<Event>);
@@ -66,14 +93,14 @@ impl CaseEvent {
     async fn case(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Case>> {
         let Some(id) = self.0.case_id else { return Ok(None) };
         let (_, loaders) = viewer_and_loaders(ctx)?;
-        Ok(loaders.cases.load_one(id).await?.map(Case))
+        Ok(patiently(|| loaders.cases.load_one(id)).await?.map(Case))
     }
 
     /// Who did it; null when casefile did (a job).
     async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.actor_id else { return Ok(None) };
         let (_, loaders) = viewer_and_loaders(ctx)?;
-        Ok(loaders.users.load_one(id).await?.map(User))
+        Ok(patiently(|| loaders.users.load_one(id)).await?.map(User))
     }
 
     /// The posted message (MESSAGE_POSTED); null for other kinds and once the case is
@@ -86,7 +113,7 @@ impl CaseEvent {
             return Ok(None);
         };
         let (_, loaders) = viewer_and_loaders(ctx)?;
-        Ok(loaders.messages.load_one(MessageId(id)).await?.map(Message))
+        Ok(patiently(|| loaders.messages.load_one(MessageId(id))).await?.map(Message))
     }
 
     /// The GraphQL names of the fields the event changed (empty when it changed none).

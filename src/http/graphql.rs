@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::Viewer;
-use crate::error::{AppError, BAD_REQUEST, PERSISTED_QUERY_NOT_FOUND};
+use crate::error::{AppError, BAD_REQUEST, Code, PERSISTED_QUERY_NOT_FOUND};
 use crate::graphql::{errors, request_data, selected_operation};
 use crate::http::metrics::{OperationType, Outcome};
 use crate::http::negotiate::{ResponseType, response_type};
@@ -310,9 +310,23 @@ async fn run(
     );
     if request_error {
         (request_error_status, response::Body::request_error(response))
+    } else if only_unavailable(&response) {
+        // Nothing could be served because the database is out of reach: 503, as an
+        // error-only response with that code answers (a client or proxy may retry).
+        (Code::Unavailable.status(), response::Body::executed(response))
     } else {
         (StatusCode::OK, response::Body::executed(response))
     }
+}
+
+/// Whether the response has no data and every error is `UNAVAILABLE`.
+fn only_unavailable(response: &async_graphql::Response) -> bool {
+    let unavailable = async_graphql::Value::from(Code::Unavailable.as_str());
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| {
+            error.extensions.as_ref().and_then(|ext| ext.get("code")) == Some(&unavailable)
+        })
 }
 
 fn request_failure(

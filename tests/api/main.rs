@@ -15,6 +15,7 @@ mod detections;
 mod embedded;
 mod evidence;
 mod export;
+mod faults;
 mod folding;
 #[cfg(not(casefile_no_graphiql))]
 mod graphiql;

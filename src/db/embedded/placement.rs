@@ -95,7 +95,7 @@ impl RunAs {
 
 /// Where the cluster lives and as whom it runs. Creating the cluster there and starting its
 /// postmaster are in the `initdb` and `postmaster` modules.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Placement {
     pub(super) cluster_dir: PathBuf,
     /// `Some` when casefile runs as root.

@@ -29,7 +29,7 @@ const FAST_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 const IMMEDIATE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The postmaster this process started.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct OwnedServer {
     pub(super) pid: Pid,
     /// Becomes `Some(description)` once the postmaster has exited and been reaped.

@@ -13,8 +13,8 @@ use nix::sys::signal;
 use nix::unistd::Pid;
 
 use super::error::io_err;
-use super::postmaster::log_tail;
-use super::{EmbeddedError, EmbeddedPostgres, SOCKET_FILE};
+use super::postmaster::{OwnedServer, log_tail};
+use super::{EmbeddedError, SOCKET_FILE};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const LOCK_TIMEOUT: Duration = Duration::from_secs(90);
@@ -52,37 +52,39 @@ pub(super) async fn lock_exclusive(path: &Path) -> Result<Flock<File>, EmbeddedE
     }
 }
 
-impl EmbeddedPostgres {
-    /// Wait until the postmaster we spawned accepts connections on its socket.
-    pub(super) async fn wait_until_ready(&self) -> Result<(), EmbeddedError> {
-        let Some(server) = &self.server else { return Ok(()) };
-        let began = Instant::now();
-        loop {
-            if let Some(status) = server.exited.borrow().clone() {
-                return Err(EmbeddedError::ServerExited {
-                    cluster_dir: self.cluster_dir.clone(),
-                    status,
-                    log: self.log.clone(),
-                    log_tail: log_tail(&self.log),
-                });
-            }
-            if let Some(pid_file) = PidFile::read(&self.cluster_dir)
-                && pid_file.pid == server.pid
-                && pid_file.is_ready()
-                && socket_answers(&self.socket_dir).await
-            {
-                return Ok(());
-            }
-            if began.elapsed() > READY_TIMEOUT {
-                return Err(EmbeddedError::NotReady {
-                    cluster_dir: self.cluster_dir.clone(),
-                    waited: READY_TIMEOUT,
-                    log: self.log.clone(),
-                    log_tail: log_tail(&self.log),
-                });
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
+/// Wait until `server` (a postmaster this process spawned) accepts connections on its socket.
+pub(super) async fn wait_until_ready(
+    server: &OwnedServer,
+    cluster_dir: &Path,
+    socket_dir: &Path,
+    log: &Path,
+) -> Result<(), EmbeddedError> {
+    let began = Instant::now();
+    loop {
+        if let Some(status) = server.exited.borrow().clone() {
+            return Err(EmbeddedError::ServerExited {
+                cluster_dir: cluster_dir.to_path_buf(),
+                status,
+                log: log.to_path_buf(),
+                log_tail: log_tail(log),
+            });
         }
+        if let Some(pid_file) = PidFile::read(cluster_dir)
+            && pid_file.pid == server.pid
+            && pid_file.is_ready()
+            && socket_answers(socket_dir).await
+        {
+            return Ok(());
+        }
+        if began.elapsed() > READY_TIMEOUT {
+            return Err(EmbeddedError::NotReady {
+                cluster_dir: cluster_dir.to_path_buf(),
+                waited: READY_TIMEOUT,
+                log: log.to_path_buf(),
+                log_tail: log_tail(log),
+            });
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 

@@ -149,6 +149,20 @@ pub async fn fresh_database() -> TestDatabase {
     TestDatabase { name, url }
 }
 
+/// An empty database of its own (no migrations run), dropped like [`fresh_database`]'s.
+pub async fn empty_database() -> TestDatabase {
+    let server = server();
+    let name = format!("casefile_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin =
+        AsyncPgConnection::establish(&server.admin_url).await.expect("connect to the test server");
+    diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE template0"))
+        .execute(&mut admin)
+        .await
+        .expect("create an empty database");
+    let url = (server.url_for)(&name);
+    TestDatabase { name, url }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Drop runs inside the test's runtime, which cannot wait for a future: the
