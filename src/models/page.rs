@@ -255,6 +255,71 @@ mod tests {
         assert_eq!(Cursor::decode(&time.encode(), "T", KeyType::Time, false), Some(time));
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) }
+        }
+
+        fn key() -> impl Strategy<Value = Key> {
+            prop_oneof![
+                any::<i64>().prop_map(Key::Int),
+                (-8_000_000_000_000_i64..8_000_000_000_000).prop_filter_map("a time", |s| {
+                    DateTime::from_timestamp(s, 0).map(Key::Time)
+                }),
+                any::<String>().prop_map(Key::Text),
+            ]
+        }
+
+        fn tie() -> impl Strategy<Value = Tie> {
+            prop_oneof![
+                any::<i64>().prop_map(Tie::Number),
+                any::<u128>().prop_map(|u| Tie::Id(Uuid::from_u128(u))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_text_is_a_cursor_or_none(text in any::<String>(), by_number in any::<bool>()) {
+                for key_type in [KeyType::Int, KeyType::Time, KeyType::Text] {
+                    let _ = Cursor::decode(&text, "o", key_type, by_number);
+                }
+            }
+
+            #[test]
+            fn base64_of_any_bytes_or_json_is_a_cursor_or_none(
+                bytes in prop::collection::vec(any::<u8>(), 0..200),
+                json in "[{}\\[\\]\":,a-z0-9 .+-]{0,80}",
+            ) {
+                for text in [URL_SAFE_NO_PAD.encode(&bytes), URL_SAFE_NO_PAD.encode(&json)] {
+                    for key_type in [KeyType::Int, KeyType::Time, KeyType::Text] {
+                        let _ = Cursor::decode(&text, "o", key_type, true);
+                    }
+                }
+            }
+
+            #[test]
+            fn a_cursor_is_read_back_only_for_its_own_order_and_types(
+                key in key(),
+                tie in tie(),
+                order in "[a-z:_A-Z]{0,20}",
+            ) {
+                let cursor = Cursor { order: order.clone(), key, tie };
+                let text = cursor.encode();
+                let by_number = matches!(cursor.tie, Tie::Number(_));
+                let key_type = cursor.key.key_type();
+                let decoded = Cursor::decode(&text, &order, key_type, by_number);
+                prop_assert!(decoded.is_none() || decoded.as_ref() == Some(&cursor));
+                prop_assert_eq!(Cursor::decode(&text, &format!("{order}x"), key_type, by_number), None);
+                prop_assert_eq!(Cursor::decode(&text, &order, key_type, !by_number), None);
+            }
+        }
+    }
+
     #[test]
     fn a_backward_page_is_returned_in_list_order() {
         let request = PageRequest { limit: 2, cursor: None, backward: true };
