@@ -10,6 +10,7 @@
 //! extension.
 
 pub mod measure;
+pub mod nesting;
 
 use std::sync::{Arc, OnceLock};
 
