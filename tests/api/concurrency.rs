@@ -29,8 +29,7 @@ async fn read_then_update(app: &TestApp, id: &str, client: usize) -> (i64, Value
 }
 
 #[tokio::test]
-async fn fifty_clients_updating_one_case_lose_no_accepted_update_and_get_conflicts_for_the_rest()
-{
+async fn fifty_clients_updating_one_case_lose_no_accepted_update_and_get_conflicts_for_the_rest() {
     let app = TestApp::new().await;
     let case = app.case_named("Contended").await;
     let id = case["id"].as_str().expect("id").to_owned();
@@ -127,7 +126,12 @@ async fn by_ndjson(app: &TestApp, detections: Vec<Value>) -> Vec<i64> {
     let summary: Value = response.json().await.expect("a summary");
     assert_eq!(summary["rejected"], json!([]), "{summary}");
     assert_eq!(summary["accepted"], detections.len(), "{summary}");
-    summary["autoCases"].as_array().expect("autoCases").iter().map(|n| n.as_i64().expect("n")).collect()
+    summary["autoCases"]
+        .as_array()
+        .expect("autoCases")
+        .iter()
+        .map(|n| n.as_i64().expect("n"))
+        .collect()
 }
 
 #[tokio::test]
@@ -136,11 +140,15 @@ async fn concurrent_graphql_and_ndjson_ingests_of_one_group_open_one_case_holdin
     const EACH: usize = 5;
     let app = TestApp::new().await;
     let batch = |via: &str, stream: usize, host: &str| -> Vec<Value> {
-        (0..EACH).map(|i| grouped(&format!("{via}-{host}-{stream}-{i}"), "Lateral movement", host)).collect()
+        (0..EACH)
+            .map(|i| grouped(&format!("{via}-{host}-{stream}-{i}"), "Lateral movement", host))
+            .collect()
     };
     // Two groups (one rule on two hosts), each fed by GraphQL and NDJSON streams at once.
-    let graphql = (0..STREAMS).map(|s| by_graphql(&app, batch("gql", s, if s % 2 == 0 { "host-a" } else { "host-b" })));
-    let ndjson = (0..STREAMS).map(|s| by_ndjson(&app, batch("nd", s, if s % 2 == 0 { "host-a" } else { "host-b" })));
+    let graphql = (0..STREAMS)
+        .map(|s| by_graphql(&app, batch("gql", s, if s % 2 == 0 { "host-a" } else { "host-b" })));
+    let ndjson = (0..STREAMS)
+        .map(|s| by_ndjson(&app, batch("nd", s, if s % 2 == 0 { "host-a" } else { "host-b" })));
     let (graphql, ndjson) = tokio::join!(
         futures_util::future::join_all(graphql),
         futures_util::future::join_all(ndjson)
@@ -158,8 +166,15 @@ async fn concurrent_graphql_and_ndjson_ingests_of_one_group_open_one_case_holdin
         let case = &edge["node"];
         assert_eq!(case["autoCreated"], true);
         assert_eq!(case["detectionCount"], 2 * (STREAMS / 2) * EACH, "{case}");
-        let host = if case["name"].as_str().expect("name").contains("host-a") { "host-a" } else { "host-b" };
-        by_host.insert(host, (case["id"].as_str().expect("id").to_owned(), case["number"].as_i64().expect("n")));
+        let host = if case["name"].as_str().expect("name").contains("host-a") {
+            "host-a"
+        } else {
+            "host-b"
+        };
+        by_host.insert(
+            host,
+            (case["id"].as_str().expect("id").to_owned(), case["number"].as_i64().expect("n")),
+        );
     }
     assert_eq!(by_host.len(), 2, "{cases}");
     for (s, ids) in graphql.iter().enumerate() {
@@ -186,9 +201,9 @@ async fn concurrent_graphql_and_ndjson_ingests_of_one_group_open_one_case_holdin
         let expected: BTreeSet<String> = (0..STREAMS)
             .filter(|s| (if s % 2 == 0 { "host-a" } else { "host-b" }) == *host)
             .flat_map(|s| {
-                ["gql", "nd"].into_iter().flat_map(move |via| {
-                    (0..EACH).map(move |i| format!("{via}-{host}-{s}-{i}"))
-                })
+                ["gql", "nd"]
+                    .into_iter()
+                    .flat_map(move |via| (0..EACH).map(move |i| format!("{via}-{host}-{s}-{i}")))
             })
             .collect();
         assert_eq!(held, expected, "{host}");

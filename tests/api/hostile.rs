@@ -22,16 +22,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Words of internal text no answer may show (unless the request itself sent them).
 /// Compared ignoring case; `SQL` alone is compared as written.
-const INTERNAL_WORDS: [&str; 8] = [
-    "diesel",
-    "panicked",
-    "backtrace",
-    "deadpool",
-    "postgres",
-    "relation",
-    "sqlstate",
-    "tokio",
-];
+const INTERNAL_WORDS: [&str; 8] =
+    ["diesel", "panicked", "backtrace", "deadpool", "postgres", "relation", "sqlstate", "tokio"];
 
 /// What the server answered to one hostile request.
 #[derive(Debug)]
@@ -145,7 +137,11 @@ pub fn ndjson_refused(answer: &Answer, sent: &str) -> Result<(), String> {
     if body["accepted"] == 0 && !rejected.is_empty() && coded {
         Ok(())
     } else {
-        Err(format!("not every line refused with a code: {} {}", answer.status, shorten(&answer.text)))
+        Err(format!(
+            "not every line refused with a code: {} {}",
+            answer.status,
+            shorten(&answer.text)
+        ))
     }
 }
 

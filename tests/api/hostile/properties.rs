@@ -70,7 +70,10 @@ const DOCUMENTS: [&str; 6] = [
 /// A garbled document: a valid one with bytes cut, doubled or replaced, random text from
 /// GraphQL's punctuation, or a random nesting of selections, lists and objects.
 fn garbled_document() -> impl Strategy<Value = String> {
-    let edited = (0..DOCUMENTS.len(), prop::collection::vec((any::<prop::sample::Index>(), 0..4u8, any::<char>()), 1..8))
+    let edited = (
+        0..DOCUMENTS.len(),
+        prop::collection::vec((any::<prop::sample::Index>(), 0..4u8, any::<char>()), 1..8),
+    )
         .prop_map(|(doc, edits)| {
             let mut chars: Vec<char> = DOCUMENTS[doc].chars().collect();
             for (at, op, c) in edits {
@@ -95,8 +98,16 @@ fn garbled_document() -> impl Strategy<Value = String> {
     let punctuation = "[{}()\\[\\]:$@!.=|&\" a-z0-9_,\n\\\\#-]{0,300}";
     let nesting = (0..3u8, 1..400usize).prop_map(|(kind, depth)| match kind {
         0 => format!("{}{{ id }}{}", "{ viewer ".repeat(depth), " }".repeat(depth)),
-        1 => format!("{{ cases(filter: {{ status: {}NEW{} }}) {{ totalCount }} }}", "[".repeat(depth), "]".repeat(depth)),
-        _ => format!("{{ cases(filter: {}\"x\"{}) {{ totalCount }} }}", "{ search: ".repeat(depth), " }".repeat(depth)),
+        1 => format!(
+            "{{ cases(filter: {{ status: {}NEW{} }}) {{ totalCount }} }}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
+        _ => format!(
+            "{{ cases(filter: {}\"x\"{}) {{ totalCount }} }}",
+            "{ search: ".repeat(depth),
+            " }".repeat(depth)
+        ),
     });
     prop_oneof![4 => edited, 2 => punctuation.prop_map(String::from), 1 => any::<String>(), 2 => nesting]
 }
@@ -116,15 +127,42 @@ fn garbled_documents_never_hurt() {
 fn typed_operations(fixture: &Fixture) -> Vec<(&'static str, Value)> {
     let _ = fixture;
     vec![
-        ("mutation($v: CreateCaseInput!) { createCase(input: $v) { case { id name } } }", json!("CreateCaseInput")),
-        ("mutation($v: UpdateCaseInput!) { updateCase(input: $v) { case { id version } } }", json!("UpdateCaseInput")),
-        ("query($v: CaseFilter) { cases(filter: $v) { totalCount edges { node { id } } } }", json!("CaseFilter")),
-        ("query($v: DetectionFilter) { detections(filter: $v) { totalCount } }", json!("DetectionFilter")),
-        ("mutation($v: [DetectionInput!]!) { ingestDetections(input: { detections: $v }) { accepted } }", json!("DetectionInput")),
-        ("mutation($v: UpsertSubjectInput!) { upsertSubject(input: $v) { subject { id } } }", json!("UpsertSubjectInput")),
-        ("mutation($v: PostMessageInput!) { postMessage(input: $v) { message { id } } }", json!("PostMessageInput")),
-        ("query($v: SubjectFilter) { subjects(filter: $v) { totalCount } }", json!("SubjectFilter")),
-        ("query($v: AuditEventFilter) { auditEvents(filter: $v) { totalCount } }", json!("AuditEventFilter")),
+        (
+            "mutation($v: CreateCaseInput!) { createCase(input: $v) { case { id name } } }",
+            json!("CreateCaseInput"),
+        ),
+        (
+            "mutation($v: UpdateCaseInput!) { updateCase(input: $v) { case { id version } } }",
+            json!("UpdateCaseInput"),
+        ),
+        (
+            "query($v: CaseFilter) { cases(filter: $v) { totalCount edges { node { id } } } }",
+            json!("CaseFilter"),
+        ),
+        (
+            "query($v: DetectionFilter) { detections(filter: $v) { totalCount } }",
+            json!("DetectionFilter"),
+        ),
+        (
+            "mutation($v: [DetectionInput!]!) { ingestDetections(input: { detections: $v }) { accepted } }",
+            json!("DetectionInput"),
+        ),
+        (
+            "mutation($v: UpsertSubjectInput!) { upsertSubject(input: $v) { subject { id } } }",
+            json!("UpsertSubjectInput"),
+        ),
+        (
+            "mutation($v: PostMessageInput!) { postMessage(input: $v) { message { id } } }",
+            json!("PostMessageInput"),
+        ),
+        (
+            "query($v: SubjectFilter) { subjects(filter: $v) { totalCount } }",
+            json!("SubjectFilter"),
+        ),
+        (
+            "query($v: AuditEventFilter) { auditEvents(filter: $v) { totalCount } }",
+            json!("AuditEventFilter"),
+        ),
     ]
 }
 
@@ -160,8 +198,12 @@ fn random_values_for_typed_inputs_never_hurt() {
 
 /// Random cursor text: random strings, base64 of random bytes, and cursors the server
 /// made with their key, tie-breaker or order replaced by random values.
-fn cursor_text(fixture: &Fixture) -> impl Strategy<Value = String> {
-    let cursors = [fixture.case_cursor.clone(), fixture.name_cursor.clone(), fixture.detection_cursor.clone()];
+fn cursor_text(fixture: &Fixture) -> impl Strategy<Value = String> + use<> {
+    let cursors = [
+        fixture.case_cursor.clone(),
+        fixture.name_cursor.clone(),
+        fixture.detection_cursor.clone(),
+    ];
     let forged = (0..3usize, json_value(), 0..4u8).prop_map(move |(which, a, part)| {
         forge_cursor(&cursors[which], |c| match part {
             0 => c["k"] = a,
@@ -170,15 +212,22 @@ fn cursor_text(fixture: &Fixture) -> impl Strategy<Value = String> {
             _ => c["t"] = json!({ "n": a }),
         })
     });
-    let keyed = (0..3usize, prop_oneof![
-        any::<i64>().prop_map(|i| json!({ "i": i })),
-        values::time_text().prop_map(|t| json!({ "d": t })),
-        nasty_text().prop_map(|t| json!({ "s": t })),
-    ])
-    .prop_map({
-        let cursors = [fixture.case_cursor.clone(), fixture.name_cursor.clone(), fixture.detection_cursor.clone()];
-        move |(which, key)| forge_cursor(&cursors[which], |c| c["k"] = key)
-    });
+    let keyed = (
+        0..3usize,
+        prop_oneof![
+            any::<i64>().prop_map(|i| json!({ "i": i })),
+            values::time_text().prop_map(|t| json!({ "d": t })),
+            nasty_text().prop_map(|t| json!({ "s": t })),
+        ],
+    )
+        .prop_map({
+            let cursors = [
+                fixture.case_cursor.clone(),
+                fixture.name_cursor.clone(),
+                fixture.detection_cursor.clone(),
+            ];
+            move |(which, key)| forge_cursor(&cursors[which], |c| c["k"] = key)
+        });
     prop_oneof![
         1 => any::<String>(),
         1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
@@ -209,16 +258,37 @@ fn random_cursors_never_hurt() {
 }
 
 /// Random global ids: random text, base64 of random bytes, and base64 of `Type:text`.
-fn global_id(fixture: &Fixture) -> impl Strategy<Value = String> {
+fn global_id(fixture: &Fixture) -> impl Strategy<Value = String> + use<> {
     let kinds = prop::sample::select(vec![
-        "Case", "Detection", "User", "Tenant", "Subject", "Message", "Webhook", "ApiToken", "AuditEvent", "Bogus", "",
+        "Case",
+        "Detection",
+        "User",
+        "Tenant",
+        "Subject",
+        "Message",
+        "Webhook",
+        "ApiToken",
+        "AuditEvent",
+        "Bogus",
+        "",
     ]);
-    let real = prop::sample::select(vec![fixture.case_id.clone(), fixture.foreign_case_id.clone(), fixture.detection_id.clone(), fixture.foreign_detection_id.clone()]);
+    let real = prop::sample::select(vec![
+        fixture.case_id.clone(),
+        fixture.foreign_case_id.clone(),
+        fixture.detection_id.clone(),
+        fixture.foreign_detection_id.clone(),
+    ]);
     prop_oneof![
         any::<String>(),
         nasty_text(),
         prop::collection::vec(any::<u8>(), 0..80).prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
-        (kinds, prop_oneof![nasty_text(), any::<u128>().prop_map(|u| uuid::Uuid::from_u128(u).to_string())])
+        (
+            kinds,
+            prop_oneof![
+                nasty_text(),
+                any::<u128>().prop_map(|u| uuid::Uuid::from_u128(u).to_string())
+            ]
+        )
             .prop_map(|(kind, rest)| URL_SAFE_NO_PAD.encode(format!("{kind}:{rest}"))),
         (real, 0..4u8).prop_map(|(id, cut)| id[..id.len() - usize::from(cut)].to_owned()),
     ]
@@ -248,14 +318,27 @@ fn random_global_ids_never_hurt() {
 /// value, random JSON, or random bytes.
 fn ndjson_body() -> impl Strategy<Value = Vec<u8>> {
     let fields = prop::sample::select(vec![
-        "externalId", "source", "ruleName", "description", "observedAt", "riskScore", "riskIndicators",
-        "device", "actor", "mitre", "file", "raw", "bogus",
+        "externalId",
+        "source",
+        "ruleName",
+        "description",
+        "observedAt",
+        "riskScore",
+        "riskIndicators",
+        "device",
+        "actor",
+        "mitre",
+        "file",
+        "raw",
+        "bogus",
     ]);
-    let edited = (any::<u32>(), fields, prop_oneof![values::plausible(), json_value()]).prop_map(|(n, field, value)| {
-        let mut d = detection(&format!("prop-{n}"), 8);
-        d[field] = value;
-        format!("{d}\n").into_bytes()
-    });
+    let edited = (any::<u32>(), fields, prop_oneof![values::plausible(), json_value()]).prop_map(
+        |(n, field, value)| {
+            let mut d = detection(&format!("prop-{n}"), 8);
+            d[field] = value;
+            format!("{d}\n").into_bytes()
+        },
+    );
     let line = prop_oneof![
         6 => edited,
         1 => json_value().prop_map(|v| format!("{v}\n").into_bytes()),
@@ -312,18 +395,47 @@ fn random_upload_headers_never_hurt() {
         |_| {
             (
                 prop::option::of(header_value()),
-                prop::collection::vec((prop::sample::select(vec!["content-type", "content-range", "content-disposition", "x-file-name", "content-encoding", "expect"]), header_value()), 0..4),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "content-type",
+                            "content-range",
+                            "content-disposition",
+                            "x-file-name",
+                            "content-encoding",
+                            "expect",
+                        ]),
+                        header_value(),
+                    ),
+                    0..4,
+                ),
                 prop::collection::vec(any::<u8>(), 0..64),
                 any::<bool>(),
             )
         },
         |app, fixture, (length, headers, body, with_file)| async move {
-            let id = if with_file { upload_target(&app).await? } else { fixture.detection_id.clone() };
-            let mut lines: Vec<String> = headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
-            lines.push(format!("content-length: {}", length.unwrap_or_else(|| body.len().to_string())));
+            let id =
+                if with_file { upload_target(&app).await? } else { fixture.detection_id.clone() };
+            let mut lines: Vec<String> =
+                headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+            lines.push(format!(
+                "content-length: {}",
+                length.clone().unwrap_or_else(|| body.len().to_string())
+            ));
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-            let request = raw_request("PUT", &format!("/detections/{id}/file"), &fixture.token, &lines, &body);
-            let answer = raw(&app, &request).await?;
+            let request = raw_request(
+                "PUT",
+                &format!("/detections/{id}/file"),
+                &fixture.token,
+                &lines,
+                &body,
+            );
+            // A body shorter than its declared length: the client then stops writing.
+            let short = length
+                .as_deref()
+                .and_then(|l| l.parse::<u64>().ok())
+                .is_some_and(|l| l > body.len() as u64);
+            let answer = raw(&app, &request, short).await?;
             harmless(&answer, &String::from_utf8_lossy(&request))
         },
     );

@@ -106,7 +106,14 @@ fn kinds() -> Vec<Kind> {
         Kind {
             name: "Float",
             query: "mutation($v: Float) { ingestDetections(input: { detections: [{ externalId: \"float-1\", source: XDR, ruleName: \"R\", observedAt: \"2026-11-20T10:00:00Z\", riskScore: 1, file: { name: \"f\", size: $v } }] }) { accepted } }",
-            wrong: vec![json!("1.5"), json!(-1), json!(1.5), json!(1e300), json!(-0.5), json!(true)],
+            wrong: vec![
+                json!("1.5"),
+                json!(-1),
+                json!(1.5),
+                json!(1e300),
+                json!(-0.5),
+                json!(true),
+            ],
         },
         Kind {
             name: "list",
@@ -116,13 +123,7 @@ fn kinds() -> Vec<Kind> {
         Kind {
             name: "input object",
             query: "query($v: CaseFilter) { cases(filter: $v) { totalCount } }",
-            wrong: vec![
-                json!("search"),
-                json!([]),
-                json!({ "bogus": 1 }),
-                json!({ "search": 1 }),
-                json!({ "status": "NEW" }),
-            ],
+            wrong: vec![json!("search"), json!([]), json!({ "bogus": 1 }), json!({ "search": 1 })],
         },
     ]
 }
@@ -132,7 +133,11 @@ pub fn entries(fixture: &Fixture) -> Vec<Entry> {
     let mut entries = Vec::new();
     for kind in kinds() {
         for value in kind.wrong {
-            entries.push(Entry::op(format!("{} given {value}", kind.name), kind.query, json!({ "v": value })));
+            entries.push(Entry::op(
+                format!("{} given {value}", kind.name),
+                kind.query,
+                json!({ "v": value }),
+            ));
         }
     }
     entries.extend(huge());
@@ -156,37 +161,97 @@ fn huge() -> Vec<Entry> {
     };
     vec![
         Entry::op("a 1 MB case name", create, json!({ "v": { "name": big } })),
-        Entry::op("a 1 MB case description", create, json!({ "v": { "name": "n", "description": big } })),
+        Entry::op(
+            "a 1 MB case description",
+            create,
+            json!({ "v": { "name": "n", "description": big } }),
+        ),
         Entry::op("a blank case name", create, json!({ "v": { "name": " \t\n " } })),
         Entry::op("a case name of NUL", create, json!({ "v": { "name": "\u{0}" } })),
-        Entry::op("1 MB findings", "mutation($v: UpdateCaseInput!) { updateCase(input: $v) { case { id } } }", json!({ "v": { "id": "x", "findings": big } })),
-        Entry::op("a 1 MB search", "query($v: String) { cases(filter: { search: $v }) { totalCount } }", json!({ "v": big })),
-        Entry::op("a 1 MB name filter", "query($v: String) { cases(filter: { nameContains: $v }) { totalCount } }", json!({ "v": big })),
-        Entry::op("a 1 MB message", "mutation($v: String!) { postMessage(input: { caseId: \"x\", body: $v }) { message { id } } }", json!({ "v": big })),
-        Entry::op("a 1 MB subject username", "mutation($v: String!) { upsertSubject(input: { username: $v }) { subject { id } } }", json!({ "v": big })),
+        Entry::op(
+            "1 MB findings",
+            "mutation($v: UpdateCaseInput!) { updateCase(input: $v) { case { id } } }",
+            json!({ "v": { "id": "x", "findings": big } }),
+        ),
+        Entry::op(
+            "a 1 MB search",
+            "query($v: String) { cases(filter: { search: $v }) { totalCount } }",
+            json!({ "v": big }),
+        ),
+        Entry::op(
+            "a 1 MB name filter",
+            "query($v: String) { cases(filter: { nameContains: $v }) { totalCount } }",
+            json!({ "v": big }),
+        ),
+        Entry::op(
+            "a 1 MB message",
+            "mutation($v: String!) { postMessage(input: { caseId: \"x\", body: $v }) { message { id } } }",
+            json!({ "v": big }),
+        ),
+        Entry::op(
+            "a 1 MB subject username",
+            "mutation($v: String!) { upsertSubject(input: { username: $v }) { subject { id } } }",
+            json!({ "v": big }),
+        ),
         Entry::op("a 1 MB rule name", ingest, detection(&|d| d["ruleName"] = json!(big))),
         Entry::op("a 1 MB external id", ingest, detection(&|d| d["externalId"] = json!(big))),
-        Entry::op("a risk score of 2^31", ingest, detection(&|d| d["riskScore"] = json!(2_147_483_648_i64))),
+        Entry::op(
+            "a risk score of 2^31",
+            ingest,
+            detection(&|d| d["riskScore"] = json!(2_147_483_648_i64)),
+        ),
         Entry::op("a risk score of -1", ingest, detection(&|d| d["riskScore"] = json!(-1))),
         Entry::op("a risk score of 1e300", ingest, detection(&|d| d["riskScore"] = json!(1e300))),
-        Entry::op("an observedAt before year 0", ingest, detection(&|d| d["observedAt"] = json!("-10000-01-01T00:00:00Z"))),
-        Entry::op("an observedAt in year 262143", ingest, detection(&|d| d["observedAt"] = json!("+262143-01-01T00:00:00Z"))),
-        Entry::op("a file size of 1e300", ingest, detection(&|d| d["file"] = json!({ "name": "f", "size": 1e300 }))),
+        Entry::op(
+            "an observedAt before year 0",
+            ingest,
+            detection(&|d| d["observedAt"] = json!("-10000-01-01T00:00:00Z")),
+        ),
+        Entry::op(
+            "an observedAt in year 262143",
+            ingest,
+            detection(&|d| d["observedAt"] = json!("+262143-01-01T00:00:00Z")),
+        ),
+        Entry::op(
+            "a file size of 1e300",
+            ingest,
+            detection(&|d| d["file"] = json!({ "name": "f", "size": 1e300 })),
+        ),
         Entry::op("a NUL in a rule name", ingest, detection(&|d| d["ruleName"] = json!("a\u{0}b"))),
         Entry::op("a NUL in raw", ingest, detection(&|d| d["raw"] = json!({ "k": "a\u{0}b" }))),
         Entry::op("a NUL key in raw", ingest, detection(&|d| d["raw"] = json!({ "\u{0}": 1 }))),
-        Entry::op("a lone surrogate escape in raw", ingest, detection(&|d| d["raw"] = json!("\u{fffd}"))).raw_variables(|t| t.replace("\u{fffd}", "\\ud800")),
         Entry::op(
-            "raw nested 10,000 deep",
+            "a lone surrogate escape in raw",
             ingest,
-            detection(&|d| d["raw"] = json!(null)),
+            detection(&|d| d["raw"] = json!("\u{fffd}")),
         )
-        .raw_variables(|t| t.replace("\"raw\":null", &format!("\"raw\":{}", nested("[", "1", "]", 10_000)))),
-        Entry::op("10,000 watchlists", "mutation($v: [String!]) { upsertSubject(input: { username: \"w\", watchlists: $v }) { subject { id } } }", json!({ "v": vec!["w"; 10_000] })),
-        Entry::op("101 ids for nodes", "query($v: [ID!]!) { nodes(ids: $v) { id } }", json!({ "v": vec!["x"; 101] })),
-        Entry::op("a case number of 2^31", "query($v: Int) { case(number: $v) { id } }", json!({ "v": 2_147_483_648_i64 })),
+        .raw_variables(|t| t.replace("\u{fffd}", "\\ud800")),
+        Entry::op("raw nested 10,000 deep", ingest, detection(&|d| d["raw"] = json!(null)))
+            .raw_variables(|t| {
+                t.replace("\"raw\":null", &format!("\"raw\":{}", nested("[", "1", "]", 10_000)))
+            }),
+        Entry::op(
+            "10,000 watchlists",
+            "mutation($v: [String!]) { upsertSubject(input: { username: \"w\", watchlists: $v }) { subject { id } } }",
+            json!({ "v": vec!["w"; 10_000] }),
+        ),
+        Entry::op(
+            "101 ids for nodes",
+            "query($v: [ID!]!) { nodes(ids: $v) { id } }",
+            json!({ "v": vec!["x"; 101] }),
+        ),
+        Entry::op(
+            "a case number of 2^31",
+            "query($v: Int) { case(number: $v) { id } }",
+            json!({ "v": 2_147_483_648_i64 }),
+        ),
         Entry::op("both id and number", "query { case(id: \"x\", number: 1) { id } }", json!({})),
-        Entry::op("an audit caseNumber of -0", "query($v: Int) { auditEvents(filter: { caseNumber: $v }) { totalCount } }", json!({})).raw_variables(|_| r#"{"v": -0.0}"#.to_owned()),
+        Entry::op(
+            "an audit caseNumber of -0",
+            "query($v: Int) { auditEvents(filter: { caseNumber: $v }) { totalCount } }",
+            json!({}),
+        )
+        .raw_variables(|_| r#"{"v": -0.0}"#.to_owned()),
     ]
 }
 
@@ -211,23 +276,67 @@ fn cursors(fixture: &Fixture) -> Vec<Entry> {
         ("a cursor of JSON null", cases, b64("null")),
         ("a cursor of random bytes", cases, URL_SAFE_NO_PAD.encode([0xff, 0x00, 0x13, 0x37, 0xfe])),
         ("a cursor with a NUL", cases, format!("{case_cursor}\u{0}")),
-        ("a cursor of another order", cases, forge_cursor(case_cursor, |c| c["o"] = json!("case:bogus:ASC"))),
-        ("a cursor with SQL for its order", cases, forge_cursor(case_cursor, |c| c["o"] = json!("'; drop table cases; --"))),
+        (
+            "a cursor of another order",
+            cases,
+            forge_cursor(case_cursor, |c| c["o"] = json!("case:bogus:ASC")),
+        ),
+        (
+            "a cursor with SQL for its order",
+            cases,
+            forge_cursor(case_cursor, |c| c["o"] = json!("'; drop table cases; --")),
+        ),
         ("a cursor with a text key for a time order", cases, forged(json!({ "s": "x" }))),
-        ("a cursor with a time before year -4713", cases, forged(json!({ "d": "-10000-01-01T00:00:00Z" }))),
-        ("a cursor with a time after year 262142", cases, forged(json!({ "d": "+262143-01-01T00:00:00Z" }))),
-        ("a backward cursor with a time before year -4713", before, forged(json!({ "d": "-10000-01-01T00:00:00Z" }))),
-        ("a detections cursor with a time before year -4713", detections, forged_detection(json!({ "d": "-10000-01-01T00:00:00Z" }))),
-        ("a cursor with a huge tie-breaker", cases, forge_cursor(case_cursor, |c| c["t"] = json!({ "n": u64::MAX }))),
-        ("a cursor with an id tie for a number order", cases, forge_cursor(case_cursor, |c| c["t"] = json!({ "u": "00000000-0000-0000-0000-000000000000" }))),
+        (
+            "a cursor with a time before year -4713",
+            cases,
+            forged(json!({ "d": "-10000-01-01T00:00:00Z" })),
+        ),
+        (
+            "a cursor with a time after year 262142",
+            cases,
+            forged(json!({ "d": "+262143-01-01T00:00:00Z" })),
+        ),
+        (
+            "a backward cursor with a time before year -4713",
+            before,
+            forged(json!({ "d": "-10000-01-01T00:00:00Z" })),
+        ),
+        (
+            "a detections cursor with a time before year -4713",
+            detections,
+            forged_detection(json!({ "d": "-10000-01-01T00:00:00Z" })),
+        ),
+        (
+            "a cursor with a huge tie-breaker",
+            cases,
+            forge_cursor(case_cursor, |c| c["t"] = json!({ "n": u64::MAX })),
+        ),
+        (
+            "a cursor with an id tie for a number order",
+            cases,
+            forge_cursor(case_cursor, |c| {
+                c["t"] = json!({ "u": "00000000-0000-0000-0000-000000000000" })
+            }),
+        ),
     ];
-    let mut entries: Vec<Entry> =
-        all.into_iter().map(|(name, query, cursor)| Entry::op(name, query, json!({ "v": cursor }))).collect();
+    let mut entries: Vec<Entry> = all
+        .into_iter()
+        .map(|(name, query, cursor)| Entry::op(name, query, json!({ "v": cursor })))
+        .collect();
     // Text-keyed orders: a key with a NUL, or a huge key.
     let by_name = "query($v: String) { cases(after: $v, orderBy: { field: NAME, direction: ASC }) { totalCount } }";
     let name_key = |key: Value| forge_cursor(&fixture.name_cursor, |c| c["k"] = key);
-    entries.push(Entry::op("a name cursor with a NUL in its key", by_name, json!({ "v": name_key(json!({ "s": "a\u{0}b" })) })));
-    entries.push(Entry::op("a name cursor with a 1 KB key", by_name, json!({ "v": name_key(json!({ "s": "x".repeat(1024) })) })));
+    entries.push(Entry::op(
+        "a name cursor with a NUL in its key",
+        by_name,
+        json!({ "v": name_key(json!({ "s": "a\u{0}b" })) }),
+    ));
+    entries.push(Entry::op(
+        "a name cursor with a 1 KB key",
+        by_name,
+        json!({ "v": name_key(json!({ "s": "x".repeat(1024) })) }),
+    ));
     entries
 }
 
@@ -240,22 +349,43 @@ fn ids(fixture: &Fixture) -> Vec<Entry> {
     let reads = [
         ("another tenant's case", case, "case", fixture.foreign_case_id.clone()),
         ("another tenant's case as a node", node, "node", fixture.foreign_case_id.clone()),
-        ("another tenant's detection", detection, "detection", fixture.foreign_detection_id.clone()),
+        (
+            "another tenant's detection",
+            detection,
+            "detection",
+            fixture.foreign_detection_id.clone(),
+        ),
         ("a detection id for a case", case, "case", fixture.detection_id.clone()),
         ("a case id for a detection", detection, "detection", fixture.case_id.clone()),
-        ("a truncated case id", case, "case", fixture.case_id[..fixture.case_id.len() - 4].to_owned()),
+        (
+            "a truncated case id",
+            case,
+            "case",
+            fixture.case_id[..fixture.case_id.len() - 4].to_owned(),
+        ),
         ("an overlong case id", node, "node", fixture.case_id.repeat(1000)),
-        ("an id of a made-up type", node, "node", b64("Bogus:00000000-0000-0000-0000-000000000000")),
+        (
+            "an id of a made-up type",
+            node,
+            "node",
+            b64("Bogus:00000000-0000-0000-0000-000000000000"),
+        ),
         ("an id of a case that is not a uuid", node, "node", b64("Case:'; drop table cases; --")),
         ("an id of an empty string", node, "node", String::new()),
-        ("an id with a NUL", node, "node", format!("{}\u{0}", fixture.case_id)),
         ("an id of SQL", case, "case", "' OR 1=1 --".to_owned()),
     ];
     let mut entries: Vec<Entry> = reads
         .into_iter()
         .map(|(name, query, field, id)| Entry::null(name, field, query, json!({ "v": id })))
         .collect();
-    let update = "mutation($v: ID!) { updateCase(input: { id: $v, name: \"Taken over\" }) { case { id } } }";
+    // A NUL is no text the database holds: refused before any lookup.
+    entries.push(Entry::op(
+        "an id with a NUL",
+        node,
+        json!({ "v": format!("{}\u{0}", fixture.case_id) }),
+    ));
+    let update =
+        "mutation($v: ID!) { updateCase(input: { id: $v, name: \"Taken over\" }) { case { id } } }";
     let post = "mutation($v: ID!) { postMessage(input: { caseId: $v, body: \"hello\" }) { message { id } } }";
     let add = "mutation($c: ID!, $d: ID!) { addDetectionsToCase(input: { caseId: $c, detectionIds: [$d] }) { case { id } } }";
     let create = "mutation($v: ID!) { createCase(input: { name: \"With a foreign detection\", detectionIds: [$v] }) { case { id } } }";
@@ -265,9 +395,21 @@ fn ids(fixture: &Fixture) -> Vec<Entry> {
         ("updating a truncated id", update, json!({ "v": &fixture.case_id[..8] })),
         ("a message on another tenant's case", post, json!({ "v": fixture.foreign_case_id })),
         ("a message on an overlong id", post, json!({ "v": fixture.case_id.repeat(1000) })),
-        ("adding another tenant's detection", add, json!({ "c": fixture.case_id, "d": fixture.foreign_detection_id })),
-        ("adding to another tenant's case", add, json!({ "c": fixture.foreign_case_id, "d": fixture.detection_id })),
-        ("a case with another tenant's detection", create, json!({ "v": fixture.foreign_detection_id })),
+        (
+            "adding another tenant's detection",
+            add,
+            json!({ "c": fixture.case_id, "d": fixture.foreign_detection_id }),
+        ),
+        (
+            "adding to another tenant's case",
+            add,
+            json!({ "c": fixture.foreign_case_id, "d": fixture.detection_id }),
+        ),
+        (
+            "a case with another tenant's detection",
+            create,
+            json!({ "v": fixture.foreign_detection_id }),
+        ),
         ("a case with a case id as a detection", create, json!({ "v": fixture.case_id })),
         (
             "an assignee of a made-up id",
@@ -275,7 +417,9 @@ fn ids(fixture: &Fixture) -> Vec<Entry> {
             json!({ "v": b64("User:00000000-0000-0000-0000-000000000000") }),
         ),
     ];
-    entries.extend(writes.into_iter().map(|(name, query, variables)| Entry::op(name, query, variables)));
+    entries.extend(
+        writes.into_iter().map(|(name, query, variables)| Entry::op(name, query, variables)),
+    );
     entries
 }
 

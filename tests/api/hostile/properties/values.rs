@@ -27,8 +27,9 @@ pub fn time_text() -> impl Strategy<Value = String> {
     prop_oneof![
         (-300_000i32..300_000, 1..13u32, 1..32u32, 0..24u32)
             .prop_map(|(y, m, d, h)| format!("{y:+07}-{m:02}-{d:02}T{h:02}:00:00Z")),
-        (0..10_000u32, 0..14u32, 0..33u32, 0..25u32, 0..61u32)
-            .prop_map(|(y, m, d, h, s)| format!("{y:04}-{m:02}-{d:02}T{h:02}:59:{s:02}.123456789Z")),
+        (0..10_000u32, 0..14u32, 0..33u32, 0..25u32, 0..61u32).prop_map(|(y, m, d, h, s)| format!(
+            "{y:04}-{m:02}-{d:02}T{h:02}:59:{s:02}.123456789Z"
+        )),
         prop::sample::select(vec![
             "0000-01-01T00:00:00Z",
             "9999-12-31T23:59:60Z",
@@ -44,7 +45,8 @@ pub fn time_text() -> impl Strategy<Value = String> {
 /// A date (`YYYY-MM-DD`), often out of range.
 fn date_text() -> impl Strategy<Value = String> {
     prop_oneof![
-        (-300_000i32..300_000, 1..13u32, 1..32u32).prop_map(|(y, m, d)| format!("{y:+07}-{m:02}-{d:02}")),
+        (-300_000i32..300_000, 1..13u32, 1..32u32)
+            .prop_map(|(y, m, d)| format!("{y:+07}-{m:02}-{d:02}")),
         (0..10_000u32, 0..14u32, 0..33u32).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
     ]
 }
@@ -78,8 +80,20 @@ fn edge_int() -> impl Strategy<Value = Value> {
 fn enum_word() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "NEW", "RESOLVED", "ARCHIVED", "HIGH", "CRITICAL", "XDR", "FILE_ACTIVITY", "SELF_MANAGED",
-            "MDR_SERVICE_REQUEST", "FALSE_POSITIVE", "EXACT_FILE_AVAILABLE", "USER", "SYSTEM", "P7D",
+            "NEW",
+            "RESOLVED",
+            "ARCHIVED",
+            "HIGH",
+            "CRITICAL",
+            "XDR",
+            "FILE_ACTIVITY",
+            "SELF_MANAGED",
+            "MDR_SERVICE_REQUEST",
+            "FALSE_POSITIVE",
+            "EXACT_FILE_AVAILABLE",
+            "USER",
+            "SYSTEM",
+            "P7D",
         ])
         .prop_map(str::to_owned),
         "[A-Z_]{1,12}",
@@ -136,7 +150,8 @@ fn range() -> BoxedStrategy<Value> {
 
 /// An object of these fields, each present four times in five.
 fn object(fields: Vec<(&'static str, BoxedStrategy<Value>)>) -> BoxedStrategy<Value> {
-    let (names, values): (Vec<&'static str>, Vec<BoxedStrategy<Value>>) = fields.into_iter().unzip();
+    let (names, values): (Vec<&'static str>, Vec<BoxedStrategy<Value>>) =
+        fields.into_iter().unzip();
     let present: Vec<_> = values.into_iter().map(|v| prop::option::weighted(0.8, v)).collect();
     present
         .prop_map(move |values| {
@@ -152,7 +167,8 @@ fn object(fields: Vec<(&'static str, BoxedStrategy<Value>)>) -> BoxedStrategy<Va
 }
 
 const SEVERITIES: [&str; 5] = ["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
-const STATUSES: [&str; 6] = ["NEW", "INVESTIGATING", "ON_HOLD", "ACTION_REQUIRED", "RESOLVED", "ARCHIVED"];
+const STATUSES: [&str; 6] =
+    ["NEW", "INVESTIGATING", "ON_HOLD", "ACTION_REQUIRED", "RESOLVED", "ARCHIVED"];
 const KINDS: [&str; 3] = ["SELF_MANAGED", "MDR_SERVICE_REQUEST", "MANAGED_RISK_SERVICE_REQUEST"];
 const SOURCES: [&str; 4] = ["XDR", "FILE_ACTIVITY", "MDR", "MANAGED_RISK"];
 
@@ -160,12 +176,24 @@ const SOURCES: [&str; 4] = ["XDR", "FILE_ACTIVITY", "MDR", "MANAGED_RISK"];
 pub fn input_object(name: &str, case_id: &str, detection_id: &str) -> BoxedStrategy<Value> {
     let id = {
         let ids = vec![json!(case_id), json!(detection_id)];
-        move || field(prop_oneof![2 => prop::sample::select(ids.clone()), 1 => nasty_text().prop_map(Value::from)])
+        move || {
+            field(
+                prop_oneof![2 => prop::sample::select(ids.clone()), 1 => nasty_text().prop_map(Value::from)],
+            )
+        }
     };
     let int = || field(edge_int());
-    let float = || field(prop_oneof![edge_int(), any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number))]);
+    let float = || {
+        field(prop_oneof![
+            edge_int(),
+            any::<f64>()
+                .prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number))
+        ])
+    };
     let time = || field(time_text().prop_map(Value::from));
-    let list = |item: BoxedStrategy<Value>| field(prop::collection::vec(item, 0..4).prop_map(Value::Array));
+    let list = |item: BoxedStrategy<Value>| {
+        field(prop::collection::vec(item, 0..4).prop_map(Value::Array))
+    };
     match name {
         "CreateCaseInput" | "UpdateCaseInput" => {
             let mut fields = vec![
@@ -176,7 +204,11 @@ pub fn input_object(name: &str, case_id: &str, detection_id: &str) -> BoxedStrat
                 ("assigneeId", id()),
             ];
             if name == "CreateCaseInput" {
-                fields.extend([("kind", one_of(&KINDS)), ("subjectId", id()), ("detectionIds", list(id()))]);
+                fields.extend([
+                    ("kind", one_of(&KINDS)),
+                    ("subjectId", id()),
+                    ("detectionIds", list(id())),
+                ]);
             } else {
                 fields.extend([("id", id()), ("expectedVersion", int()), ("findings", text())]);
             }
@@ -214,7 +246,15 @@ pub fn input_object(name: &str, case_id: &str, detection_id: &str) -> BoxedStrat
             ("observedAt", time()),
             ("riskScore", int()),
             ("riskIndicators", list(object(vec![("name", text()), ("weight", int())]))),
-            ("device", object(vec![("id", text()), ("hostname", text()), ("type", text()), ("ip", text())])),
+            (
+                "device",
+                object(vec![
+                    ("id", text()),
+                    ("hostname", text()),
+                    ("type", text()),
+                    ("ip", text()),
+                ]),
+            ),
             ("actor", text()),
             (
                 "mitre",
@@ -240,7 +280,12 @@ pub fn input_object(name: &str, case_id: &str, detection_id: &str) -> BoxedStrat
             ("raw", json_value().boxed()),
         ]),
         "UpsertSubjectInput" => object(vec![
-            ("username", field(prop_oneof!["[a-z]{1,8}@[a-z]{1,8}\\.test", nasty_text()].prop_map(Value::from))),
+            (
+                "username",
+                field(
+                    prop_oneof!["[a-z]{1,8}@[a-z]{1,8}\\.test", nasty_text()].prop_map(Value::from),
+                ),
+            ),
             ("displayName", text()),
             ("department", text()),
             ("title", text()),
@@ -251,7 +296,11 @@ pub fn input_object(name: &str, case_id: &str, detection_id: &str) -> BoxedStrat
             ("notes", text()),
         ]),
         "PostMessageInput" => object(vec![("caseId", id()), ("body", text())]),
-        "SubjectFilter" => object(vec![("usernameContains", text()), ("department", text()), ("watchlist", text())]),
+        "SubjectFilter" => object(vec![
+            ("usernameContains", text()),
+            ("department", text()),
+            ("watchlist", text()),
+        ]),
         "AuditEventFilter" => object(vec![
             ("caseNumber", int()),
             ("actorId", id()),
