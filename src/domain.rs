@@ -20,6 +20,7 @@ pub mod subjects;
 pub mod webhooks;
 
 use crate::error::AppError;
+use crate::models::storable;
 
 /// Maps a unique-index violation on `constraint` to `error`, anything else unchanged.
 pub(crate) fn on_constraint(
@@ -49,12 +50,16 @@ pub fn is_email(value: &str) -> bool {
         && !value.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Text that must be there: trimmed, 1–`max` characters, else `VALIDATION_FAILED` on `field`.
+/// Text that must be there: trimmed, 1–`max` characters, storable (no NUL), else
+/// `VALIDATION_FAILED` on `field`.
 pub(crate) fn required_text(value: &str, field: &str, max: usize) -> Result<String, AppError> {
     let value = value.trim();
     let length = value.chars().count();
     if length == 0 || length > max {
         return Err(AppError::validation(field, format!("`{field}` has 1 to {max} characters")));
+    }
+    if !storable::text(value) {
+        return Err(AppError::validation(field, format!("`{field}` is {}", storable::TEXT_RULE)));
     }
     Ok(value.to_owned())
 }
@@ -92,5 +97,6 @@ mod tests {
         assert!(required_text("abc", "name", 2).is_err());
         assert_eq!(optional_text(Some("  "), "notes", 5).ok(), Some(None));
         assert!(optional_text(Some("toolong"), "notes", 5).is_err());
+        assert!(required_text("a\u{0}b", "name", 10).is_err());
     }
 }

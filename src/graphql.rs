@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod plain;
 pub mod scalars;
 pub mod stats;
+pub mod storable;
 pub mod subjects;
 pub mod tenants;
 pub mod users;

@@ -19,6 +19,7 @@ pub mod rekey;
 pub mod seed;
 pub mod sql;
 pub mod stats;
+pub mod storable;
 pub mod subjects;
 pub mod tenants;
 pub mod tokens;

@@ -19,7 +19,7 @@ use crate::models::detections::{self, Detection, MAX_INGEST, NewDetection, RAW_M
 use crate::models::enums::{CaseKind, CaseStatus, DetectionSource, FileAvailability, Severity};
 use crate::models::events::{CaseEventKind, NewEvent};
 use crate::models::ids::{CaseId, DetectionId};
-use crate::models::{links, tenants};
+use crate::models::{links, storable, tenants};
 
 /// One detection as a sensor reports it.
 #[derive(Debug, Clone)]
@@ -157,7 +157,19 @@ fn check(tenant: crate::models::ids::TenantId, d: DetectionDraft) -> AppResult<N
         }
         None => None,
     };
+    if !storable::time(&d.observed_at) {
+        return Err(AppError::validation(
+            "observedAt",
+            format!("`observedAt` is {}", storable::TIME_RULE),
+        ));
+    }
     if let Some(raw) = &d.raw {
+        if !storable::json(raw) {
+            return Err(AppError::validation(
+                "raw",
+                format!("`raw`'s strings and keys are {}", storable::TEXT_RULE),
+            ));
+        }
         let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
         if size > RAW_MAX_BYTES {
             return Err(AppError::validation(

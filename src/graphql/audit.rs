@@ -198,6 +198,7 @@ pub struct AuditCheckpointInput {
     /// The checkpoint's `hash`.
     pub hash: String,
     /// The checkpoint's `at`.
+    #[graphql(validator(custom = "crate::graphql::scalars::storable_time"))]
     pub at: DateTime<Utc>,
     /// The checkpoint's `signature`.
     pub signature: String,

@@ -92,12 +92,17 @@ impl Documents {
     }
 
     /// Gives the request its parsed document: from the cache when its text was seen
-    /// before, else parsed now and kept. A text that does not parse is left to the
-    /// schema, which answers its parse error.
+    /// before, else parsed now and kept. A text that does not parse (or nests too deep
+    /// to parse) is left to the schema, which answers its error.
     pub fn attach(&self, request: &mut Request) {
         let key = hash(&request.query);
         if let Some(stored) = self.get(&key) {
             request.set_parsed_query(ExecutableDocument::clone(&stored.document));
+            return;
+        }
+        // A text nested too deep is not parsed here (the parser would overflow the
+        // stack): the schema refuses it.
+        if crate::graphql::limits::nesting::check(&request.query).is_err() {
             return;
         }
         if let Ok(document) = async_graphql::parser::parse_query(&request.query) {

@@ -124,6 +124,8 @@ impl Coding {
             state.request_id = request_id;
             state.operation_name = request.operation_name.clone();
         }
+        // The text's nesting first: the parser recurses without a limit of its own.
+        crate::graphql::limits::nesting::check(&request.query)?;
         if let Err(mut error) = request.parsed_query() {
             set_code(&mut error, GRAPHQL_PARSE_FAILED);
             return Err(error);

@@ -94,4 +94,41 @@ mod tests {
         );
         assert!(expect(Kind::Tenant, &id, "tenantId").is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_text_is_an_id_or_none(text in any::<String>()) {
+                let decoded = decode(&text);
+                let expected = expect(Kind::Case, &text, "id");
+                prop_assert_eq!(expected.ok(), decoded.filter(|(k, _)| *k == Kind::Case).map(|(_, u)| u));
+            }
+
+            #[test]
+            fn base64_of_any_bytes_is_an_id_only_when_it_spells_one(
+                bytes in prop::collection::vec(any::<u8>(), 0..160),
+                kind in prop::sample::select(Kind::ALL.to_vec()),
+                uuid in any::<u128>(),
+            ) {
+                let text = URL_SAFE_NO_PAD.encode(&bytes);
+                if let Some((kind, uuid)) = decode(&text) {
+                    prop_assert_eq!(decode(&encode(kind, uuid)), Some((kind, uuid)));
+                    let spelled = format!("{}:", kind.prefix());
+                    prop_assert!(bytes.starts_with(spelled.as_bytes()));
+                }
+                let uuid = Uuid::from_u128(uuid);
+                prop_assert_eq!(decode(&encode(kind, uuid)), Some((kind, uuid)));
+                prop_assert!(expect(kind, &encode(kind, uuid), "id").is_ok());
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! on HTTP and on the WebSocket: it is a schema extension.
 
 pub mod measure;
+pub mod nesting;
 
 use std::sync::{Arc, OnceLock};
 

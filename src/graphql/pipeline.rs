@@ -5,7 +5,7 @@
 //! costs every field of every page.
 //!
 //! In order: the error pipeline ([`errors`]: codes, request ids, the response's field
-//! order) around everything; the limits ([`limits`]) before validation; the validation
+//! order) around everything; the check that every string is storable ([`storable`]); the limits ([`limits`]) before validation; the validation
 //! cache ([`documents`]); the operation's loaders and batching gate ([`operation`])
 //! around execution.
 
@@ -22,7 +22,7 @@ use futures_util::stream::BoxStream;
 use crate::graphql::documents::{self, Documents, Hash};
 use crate::graphql::errors::Coding;
 use crate::graphql::limits::QueryLimits;
-use crate::graphql::operation;
+use crate::graphql::{operation, storable};
 
 /// Registers the pipeline on a schema. Without limits or a document cache (the error
 /// pipeline's own tests), those stages are skipped.
@@ -93,6 +93,7 @@ impl Extension for Stages {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         self.coding.prepare(&mut request)?;
+        storable::check(&mut request)?;
         let mut keys = Keys::default();
         if let Some(documents) = &self.documents {
             let text = documents::hash(&request.query);

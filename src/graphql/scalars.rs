@@ -4,6 +4,7 @@ use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value
 use chrono::NaiveDate;
 
 use crate::models::page::Direction;
+use crate::models::storable;
 
 /// A calendar date, `YYYY-MM-DD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,8 +16,12 @@ impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
             Value::String(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .filter(storable::date)
                 .map(Date)
-                .map_err(|_| InputValueError::custom("a Date is written YYYY-MM-DD")),
+                .ok_or_else(|| {
+                    InputValueError::custom("a Date is written YYYY-MM-DD, years 0000 to 9999")
+                }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }
@@ -48,9 +53,16 @@ impl From<OrderDirection> for Direction {
 #[derive(Debug, Clone, Copy, Default, async_graphql::InputObject)]
 pub struct DateTimeRange {
     /// The earliest time in the range (inclusive); absent: no lower bound.
+    #[graphql(validator(custom = "storable_time"))]
     pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// The first time after the range (exclusive); absent: no upper bound.
+    #[graphql(validator(custom = "storable_time"))]
     pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A `DateTime` argument's check: RFC 3339's years (the database's times end elsewhere).
+pub fn storable_time(value: &chrono::DateTime<chrono::Utc>) -> Result<(), &'static str> {
+    if storable::time(value) { Ok(()) } else { Err(storable::TIME_RULE) }
 }
 
 impl From<Option<DateTimeRange>> for crate::models::cases::list::TimeRange {

@@ -202,6 +202,7 @@ pub struct CreateApiTokenInput {
     /// What the token is for, shown in token lists (1–100 characters).
     pub name: String,
     /// When the token stops working (in the future); never expires when absent.
+    #[graphql(validator(custom = "crate::graphql::scalars::storable_time"))]
     pub expires_at: Option<DateTime<Utc>>,
 }
 

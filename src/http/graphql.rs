@@ -256,10 +256,12 @@ async fn run(
         }
     }
     let operation_name = request.operation_name.clone();
-    // A document that does not parse runs into the schema's own parse error.
-    let op = request
-        .parsed_query()
-        .ok()
+    // A document that does not parse (or nests too deep to parse safely) runs into the
+    // schema's own error.
+    let parsable = crate::graphql::limits::nesting::check(&request.query).is_ok();
+    let op = parsable
+        .then(|| request.parsed_query().ok())
+        .flatten()
         .and_then(|doc| selected_operation(doc, operation_name.as_deref()).map(|op| op.node.ty));
     let operation = match op {
         Some(GqlOp::Query) => OperationType::Query,

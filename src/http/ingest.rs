@@ -460,3 +460,6 @@ async fn settle(pending: &mut Option<Commit>, summary: &mut Summary) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod properties;

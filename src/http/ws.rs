@@ -315,6 +315,10 @@ impl Drop for Running {
 /// Whether the request runs a subscription.
 fn is_subscription(request: &async_graphql::Request) -> bool {
     use async_graphql::parser::types::OperationType;
+    // Too deep to parse safely: not a subscription (the schema refuses it).
+    if crate::graphql::limits::nesting::check(&request.query).is_err() {
+        return false;
+    }
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return false };
     crate::graphql::selected_operation(&document, request.operation_name.as_deref())
         .is_some_and(|operation| operation.node.ty == OperationType::Subscription)

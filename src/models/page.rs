@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::models::sql::{Bind, Sql};
+use crate::models::storable;
 
 /// A sort key value as a cursor carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,7 +84,9 @@ impl Cursor {
     }
 
     /// The cursor in `text` when it was made for `order`, whose keys are of `key_type`
-    /// and whose tie-breakers are numbers (`by_number`) or ids.
+    /// and whose tie-breakers are numbers (`by_number`) or ids. A key no stored row can
+    /// have (text with a NUL, a time beyond RFC 3339's years) makes no cursor: bound to
+    /// the page's statement, the database would refuse it.
     pub fn decode(text: &str, order: &str, key_type: KeyType, by_number: bool) -> Option<Self> {
         if text.len() > 1024 {
             return None;
@@ -92,7 +95,13 @@ impl Cursor {
         let cursor: Cursor = serde_json::from_slice(&bytes).ok()?;
         let tie_ok =
             matches!((&cursor.tie, by_number), (Tie::Number(_), true) | (Tie::Id(_), false));
-        (cursor.order == order && cursor.key.key_type() == key_type && tie_ok).then_some(cursor)
+        let storable = match &cursor.key {
+            Key::Int(_) => true,
+            Key::Time(time) => storable::time(time),
+            Key::Text(text) => storable::text(text),
+        };
+        (cursor.order == order && cursor.key.key_type() == key_type && tie_ok && storable)
+            .then_some(cursor)
     }
 }
 
@@ -253,6 +262,86 @@ mod tests {
         let time =
             Cursor { order: "T".into(), key: Key::Time(Utc::now()), tie: Tie::Id(Uuid::nil()) };
         assert_eq!(Cursor::decode(&time.encode(), "T", KeyType::Time, false), Some(time));
+    }
+
+    #[test]
+    fn a_cursor_whose_key_the_database_cannot_hold_is_refused() {
+        let nul =
+            Cursor { order: "N".into(), key: Key::Text("a\u{0}".into()), tie: Tie::Number(1) };
+        assert_eq!(Cursor::decode(&nul.encode(), "N", KeyType::Text, true), None);
+        let ancient = "-10000-01-01T00:00:00Z".parse::<DateTime<Utc>>().expect("a time");
+        let old = Cursor { order: "T".into(), key: Key::Time(ancient), tie: Tie::Number(1) };
+        assert_eq!(Cursor::decode(&old.encode(), "T", KeyType::Time, true), None);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) }
+        }
+
+        fn key() -> impl Strategy<Value = Key> {
+            prop_oneof![
+                any::<i64>().prop_map(Key::Int),
+                (-8_000_000_000_000_i64..8_000_000_000_000).prop_filter_map("a time", |s| {
+                    DateTime::from_timestamp(s, 0).map(Key::Time)
+                }),
+                any::<String>().prop_map(Key::Text),
+            ]
+        }
+
+        fn tie() -> impl Strategy<Value = Tie> {
+            prop_oneof![
+                any::<i64>().prop_map(Tie::Number),
+                any::<u128>().prop_map(|u| Tie::Id(Uuid::from_u128(u))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_text_is_a_cursor_or_none(text in any::<String>(), by_number in any::<bool>()) {
+                for key_type in [KeyType::Int, KeyType::Time, KeyType::Text] {
+                    let _ = Cursor::decode(&text, "o", key_type, by_number);
+                }
+            }
+
+            #[test]
+            fn base64_of_any_bytes_or_json_is_a_cursor_or_none(
+                bytes in prop::collection::vec(any::<u8>(), 0..200),
+                json in "[{}\\[\\]\":,a-z0-9 .+-]{0,80}",
+            ) {
+                for text in [URL_SAFE_NO_PAD.encode(&bytes), URL_SAFE_NO_PAD.encode(&json)] {
+                    for key_type in [KeyType::Int, KeyType::Time, KeyType::Text] {
+                        let _ = Cursor::decode(&text, "o", key_type, true);
+                    }
+                }
+            }
+
+            #[test]
+            fn a_cursor_is_read_back_only_for_its_own_order_and_types(
+                key in key(),
+                tie in tie(),
+                order in "[a-z:_A-Z]{0,20}",
+            ) {
+                let cursor = Cursor { order: order.clone(), key, tie };
+                let text = cursor.encode();
+                let by_number = matches!(cursor.tie, Tie::Number(_));
+                let key_type = cursor.key.key_type();
+                let decoded = Cursor::decode(&text, &order, key_type, by_number);
+                let storable = match &cursor.key {
+                    Key::Int(_) => true,
+                    Key::Time(time) => storable::time(time),
+                    Key::Text(text) => storable::text(text),
+                };
+                prop_assert_eq!(decoded, storable.then(|| cursor.clone()));
+                prop_assert_eq!(Cursor::decode(&text, &format!("{order}x"), key_type, by_number), None);
+                prop_assert_eq!(Cursor::decode(&text, &order, key_type, !by_number), None);
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod case_lists;
 mod case_races;
 mod case_rules;
 mod code_layout;
+mod concurrency;
 mod database;
 mod delivery;
 mod detections;
@@ -21,6 +22,7 @@ mod folding;
 mod graphiql;
 #[cfg(casefile_no_graphiql)]
 mod graphiql_missing;
+mod hostile;
 mod http_rules;
 mod input_limits;
 mod limits;
