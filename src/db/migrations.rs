@@ -33,11 +33,9 @@ fn establish(url: &str) -> anyhow::Result<Connection> {
 pub async fn run(url: &str) -> anyhow::Result<usize> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-        use diesel::{Connection as _, RunQueryDsl as _};
+        use diesel::Connection as _;
         let mut conn = establish(&url)?;
-        diesel::sql_query("SELECT pg_advisory_lock($1)")
-            .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK_KEY)
-            .execute(&mut conn)
+        crate::models::database::lock_session(&mut conn, MIGRATION_LOCK_KEY)
             .map_err(|e| anyhow::anyhow!("taking the migration lock: {e}"))?;
         // The lock is the session's: closing the connection (at the end of this closure,
         // or when this process dies) releases it.

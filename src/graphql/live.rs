@@ -39,11 +39,15 @@ const LIST_MEMBERS: i64 = 10_000;
 
 /// How long an event's fields wait for an unreachable database before they fail.
 const PATIENCE: Duration = Duration::from_secs(60);
+/// How many times a read that failed inside the database is tried before it fails.
+const DATABASE_TRIES: u32 = 4;
 
-/// Loads what an event's field shows, waiting out an unreachable database (retrying with
-/// backoff up to [`PATIENCE`]): an event read from the change record just before the
-/// database went away reaches its subscriber late, with its fields, rather than at once
-/// with `UNAVAILABLE` in their place.
+/// Loads what an event's field shows, waiting out a database that went away (retrying
+/// with backoff): an event read from the change record just before the database went
+/// away reaches its subscriber late, with its fields, rather than at once with an error
+/// in their place. `UNAVAILABLE` is waited out for up to [`PATIENCE`]; a database error
+/// (a session the server ended as it shut down reports itself so) is tried again up to
+/// [`DATABASE_TRIES`] times, which turns into `UNAVAILABLE` when the database is down.
 async fn patiently<T, F, Fut>(mut load: F) -> Result<T, LoadError>
 where
     F: FnMut() -> Fut,
@@ -51,14 +55,25 @@ where
 {
     let deadline = Instant::now() + PATIENCE;
     let mut wait = Duration::from_millis(100);
+    let mut database_errors = 0;
     loop {
-        match load().await {
-            Err(error) if error.0.code() == Code::Unavailable && Instant::now() < deadline => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(2));
-            }
+        let error = match load().await {
+            Err(error) => error,
             done => return done,
+        };
+        let again = match error.0.as_ref() {
+            _ if error.0.code() == Code::Unavailable => Instant::now() < deadline,
+            AppError::Database(_) => {
+                database_errors += 1;
+                database_errors < DATABASE_TRIES
+            }
+            _ => false,
+        };
+        if !again {
+            return Err(error);
         }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
     }
 }
 

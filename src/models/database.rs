@@ -43,3 +43,13 @@ pub async fn lock_transaction(conn: &mut AsyncPgConnection, key: i64) -> diesel:
         .await
         .map(drop)
 }
+
+/// Takes the session-level advisory lock `key` on a blocking connection (the migration
+/// runner's), waiting while another session holds it; closing the connection releases it.
+pub fn lock_session<C>(conn: &mut C, key: i64) -> diesel::QueryResult<()>
+where
+    C: diesel::Connection<Backend = diesel::pg::Pg>,
+{
+    let query = diesel::sql_query("SELECT pg_advisory_lock($1)").bind::<BigInt, _>(key);
+    diesel::RunQueryDsl::execute(query, conn).map(drop)
+}

@@ -87,14 +87,14 @@ async fn postgres_stopped_under_load_fails_fast_with_unavailable_and_loses_no_ac
     let (_, first_failure) = load.first_after(stopped);
     let (first_ack, _) = load.first_after(started);
     let (ready_503, ready_200) = readyz_times(&load, stopped, started);
-    let (failures, slowest) = load.check_failures();
+    let (failures, slowest, _) = load.check_failures(stopped);
     let stored = stored_bodies(&cluster.url("casefile")).await;
     let acknowledged = load.check_nothing_lost(&stored, RECOVERY_LIMIT).await;
     println!(
         "PostgreSQL stop (pg_ctl stop -m fast, took {} ms) and start (pg_ctl start -w, took {} ms) \
          under {WRITERS} writers: time to detect (first failed write after the stop) {}, \
          /readyz 503 after {}; time to recover (first acknowledged write after the start) {}, \
-         /readyz 200 after {}; {failures} failed writes, all UNAVAILABLE 503, the slowest in \
+         /readyz 200 after {}; {failures} failed writes, UNAVAILABLE 503 but for those in flight (above), the slowest in \
          {} ms; {acknowledged} writes acknowledged, all found in the database and sent to the \
          subscription",
         millis(stop_took),
@@ -164,7 +164,7 @@ async fn the_embedded_postmaster_killed_is_started_again_and_casefile_recovers_b
     // Recovered: the first write acknowledged after the outage began (writes in flight
     // at the kill may still be acknowledged before it).
     let first_ack = first_failure.and_then(|at| load.first_after(at).0);
-    let (failures, slowest) = load.check_failures();
+    let (failures, slowest, _) = load.check_failures(killed);
     let url = format!(
         "postgresql:///casefile?host={}&port=5432&user=casefile",
         cluster.to_str().expect("a UTF-8 path")
@@ -177,7 +177,7 @@ async fn the_embedded_postmaster_killed_is_started_again_and_casefile_recovers_b
     println!(
         "embedded postmaster killed (SIGKILL) under {WRITERS} writers: first failed write after \
          {}, new postmaster after {} ms, time to recover (first acknowledged write after the \
-         first failure, from the kill) {}; {failures} failed writes, all UNAVAILABLE 503, the slowest in {} ms; \
+         first failure, from the kill) {}; {failures} failed writes, UNAVAILABLE 503 but for those in flight (above), the slowest in {} ms; \
          {acknowledged} writes acknowledged, all found and sent to the subscription",
         after(killed, first_failure),
         millis(restarted),
@@ -243,7 +243,7 @@ async fn failover_to_a_promoted_synchronous_standby_carries_on_and_loses_no_ackn
     // Recovered: the first write acknowledged after the outage began (writes in flight
     // at the kill may still be acknowledged before it).
     let first_ack = first_failure.and_then(|at| load.first_after(at).0);
-    let (failures, slowest) = load.check_failures();
+    let (failures, slowest, _) = load.check_failures(killed);
     let stored = stored_bodies(&standby.url("casefile")).await;
     let acknowledged = load.check_nothing_lost(&stored, RECOVERY_LIMIT).await;
     let after_failover = load
@@ -256,9 +256,9 @@ async fn failover_to_a_promoted_synchronous_standby_carries_on_and_loses_no_ackn
     println!(
         "failover under {WRITERS} writers: primary stopped (pg_ctl stop -m immediate) in {} ms, \
          standby promoted {} ms after the kill; first failed write after {}, time to recover \
-         (first acknowledged write after the first failure, from the kill) {}; {failures} failed writes, all \
-         UNAVAILABLE 503, the slowest in {} ms; {acknowledged} writes acknowledged \
-         ({after_failover} on the new primary), all found on the new primary and sent to the \
+         (first acknowledged write after the first failure, from the kill) {}; {failures} failed writes, \
+         UNAVAILABLE 503 but for those in flight (above), the slowest in {} ms; {acknowledged} \
+         writes acknowledged ({after_failover} on the new primary), all found on the new primary and sent to the \
          subscription started before the failover",
         millis(kill_took),
         millis(promoted),
