@@ -5,7 +5,7 @@ pub mod migrations;
 pub mod pool;
 pub mod schema;
 
-pub use pool::{DbConn, DbPool};
+pub use pool::{DbConn, DbPool, LossWitness};
 
 use crate::config::DatabaseConfig;
 use embedded::EmbeddedPostgres;

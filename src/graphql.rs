@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use crate::auth::Viewer;
 use crate::config::Limits;
-use crate::db::{DbConn, DbPool, pool};
+use crate::db::{DbConn, DbPool, LossWitness, pool};
 use crate::error::{AppError, RequestId};
 use crate::events::EventHub;
 use crate::signing::AuditKey;
@@ -216,8 +216,15 @@ pub fn request_data(viewer: Viewer, request_id: RequestId) -> async_graphql::Dat
 /// the operation's loader fetches wait: the rows it brings may ask for the same loaders.
 pub async fn conn(ctx: &Context<'_>) -> async_graphql::Result<OperationConn> {
     let hold = ctx.data::<Loaders>().ok().and_then(Loaders::hold);
-    let conn = pool::get(ctx.data::<DbPool>()?).await?;
+    let conn = own_conn(ctx).await?;
     Ok(OperationConn { conn, _hold: hold })
+}
+
+/// A connection for a mutation's statements: the operation learns when it comes back
+/// broken (its errors then say `UNAVAILABLE`, see [`errors`]).
+pub async fn own_conn(ctx: &Context<'_>) -> async_graphql::Result<DbConn> {
+    let witness = ctx.data::<LossWitness>().ok();
+    Ok(pool::get_witnessed(ctx.data::<DbPool>()?, witness).await?)
 }
 
 /// A connection taken by [`conn`].

@@ -1,14 +1,15 @@
 //! The deadpool pool of `diesel-async` connections.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::connection::InstrumentationEvent;
 use diesel_async::{
     AsyncConnection, AsyncPgConnection,
     pooled_connection::{
-        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool,
+        AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
+        deadpool::Pool,
     },
 };
 use futures_util::FutureExt;
@@ -17,7 +18,76 @@ use crate::error::{AppError, AppResult};
 use crate::models::database;
 
 pub type DbPool = Pool<AsyncPgConnection>;
-pub type DbConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
+type Pooled = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// A connection taken from the pool; back to the pool when dropped. Taken for an
+/// operation ([`get_witnessed`]), it tells the operation's [`LossWitness`] when it comes
+/// back broken.
+pub struct DbConn {
+    conn: Pooled,
+    witness: Option<LossWitness>,
+}
+
+impl std::ops::Deref for DbConn {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for DbConn {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        &mut self.conn
+    }
+}
+
+impl DbConn {
+    /// The result of statements run on this connection, with an internal error turned
+    /// into `UNAVAILABLE` when the connection is now broken: the database ended the
+    /// session under the statement (see [`LossWitness`]). For endpoints that answer
+    /// an [`AppError`] alone; GraphQL operations do the same through their witness.
+    pub fn settle<T>(&mut self, result: AppResult<T>) -> AppResult<T> {
+        match result {
+            Err(error)
+                if error.code() == crate::error::Code::Internal
+                    && PoolableConnection::is_broken(&mut *self.conn) =>
+            {
+                Err(AppError::Unavailable(format!("session ended under a statement: {error}")))
+            }
+            other => other,
+        }
+    }
+}
+
+impl Drop for DbConn {
+    fn drop(&mut self) {
+        if let Some(witness) = &self.witness
+            && PoolableConnection::is_broken(&mut *self.conn)
+        {
+            witness.note();
+        }
+    }
+}
+
+/// Whether a connection of one operation came back broken: its session ended under a
+/// statement (PostgreSQL stopping says so with a `FATAL` error, which diesel reports
+/// without its kind; the connection is closed after it) or it was left inside a
+/// transaction. The operation's errors then say `UNAVAILABLE`, not `INTERNAL`.
+#[derive(Clone, Default, Debug)]
+pub struct LossWitness(Arc<AtomicBool>);
+
+impl LossWitness {
+    /// Whether a connection taken with this witness came back broken.
+    pub fn saw_loss(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Tells the witness a connection came back broken.
+    pub fn note(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// How long one host of the URL gets to accept the TCP connection, unless the URL sets
 /// `connect_timeout` itself (a host that drops packets must not hold a request up).
@@ -107,5 +177,12 @@ pub fn build_counting(
 
 /// Takes a connection from the pool; a wait past the limit is `PoolTimeout`.
 pub async fn get(pool: &DbPool) -> AppResult<DbConn> {
-    pool.get().await.map_err(AppError::from)
+    get_witnessed(pool, None).await
+}
+
+/// Like [`get`], for an operation: when the connection comes back broken, `witness`
+/// is told.
+pub async fn get_witnessed(pool: &DbPool, witness: Option<&LossWitness>) -> AppResult<DbConn> {
+    let conn = pool.get().await.map_err(AppError::from)?;
+    Ok(DbConn { conn, witness: witness.cloned() })
 }

@@ -78,7 +78,7 @@ async fn commit_upload(
     let mut conn = pool::get(db).await?;
     let tenant = viewer.tenant_id;
     let size = i64::try_from(staged.size).map_err(|_| anyhow::anyhow!("upload size overflow"))?;
-    conn.transaction(async |conn| {
+    let result = conn.transaction(async |conn| {
         let detection = evidence::lock_detection(conn, tenant, id)
             .await?
             .ok_or(AppError::NotFound("detection"))?;
@@ -123,7 +123,8 @@ async fn commit_upload(
         // Otherwise stored once: another detection carries the same content already.
         Ok((Uploaded::Created, new))
     })
-    .await
+    .await;
+    conn.settle(result)
 }
 
 /// An event about a detection's file contents.

@@ -7,7 +7,9 @@
 //! - a variable's value does not fit its argument, or an argument does not coerce to its
 //!   type (a malformed `DateTime`, an unknown enum value): `VALIDATION_FAILED` + `field`;
 //! - any other document error (unknown field, unknown operation): `GRAPHQL_VALIDATION_FAILED`;
-//! - an execution error without a code: `INTERNAL`, its message replaced and its cause logged.
+//! - an execution error without a code: `INTERNAL`, its message replaced and its cause logged;
+//! - an `INTERNAL` error of an operation one of whose database connections came back
+//!   broken (the session ended under a statement): `UNAVAILABLE`.
 //!
 //! Errors that already carry a code (every [`AppError`](crate::error::AppError), the cost
 //! limit's) keep it. Every `INTERNAL` error gets the operation's `requestId`. The same
@@ -23,8 +25,10 @@ use async_graphql::{Pos, Positioned, Request, Response, ServerError, ServerResul
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
+use crate::db::LossWitness;
 use crate::error::{
     AppError, Code, GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, INTERNAL_MESSAGE, RequestId,
+    UNAVAILABLE_MESSAGE,
 };
 use crate::graphql::order;
 
@@ -45,6 +49,8 @@ struct State {
     /// The operation the request names, if any.
     operation_name: Option<String>,
     executed: bool,
+    /// Told when a connection of the operation came back broken.
+    witness: LossWitness,
 }
 
 impl State {
@@ -81,6 +87,7 @@ fn finish(mut response: Response, state: &mut State) -> Response {
     let request_id = state.request_id.get_or_insert_with(|| RequestId::new().0).clone();
     let uncoded = response.errors.iter().any(|error| code_of(error).is_none());
     let arguments = if uncoded && state.executed { state.arguments() } else { HashMap::new() };
+    let lost = state.witness.saw_loss();
     for error in &mut response.errors {
         if code_of(error).is_none() {
             let code = if state.executed {
@@ -90,9 +97,23 @@ fn finish(mut response: Response, state: &mut State) -> Response {
             };
             set_code(error, code);
         }
+        if lost && code_of(error) == Some(Code::Internal.as_str()) {
+            unavailable(error);
+        }
         with_request_id(error, &request_id);
     }
     response
+}
+
+/// An `INTERNAL` error of an operation whose connection came back broken: the database
+/// ended the session under a statement (a server stopping or restarting ends each with a
+/// `FATAL` error, which reaches casefile without a kind of its own). Whether a commit cut
+/// so took effect cannot be known; as for any `UNAVAILABLE`, the client tries again
+/// (with `expectedVersion`, a second try of an update that did apply is refused).
+fn unavailable(error: &mut ServerError) {
+    tracing::warn!(error = %error.message, path = ?error.path, "statement cut by a lost connection");
+    error.message = UNAVAILABLE_MESSAGE.to_owned();
+    set_code(error, Code::Unavailable.as_str());
 }
 
 impl Coding {
@@ -177,9 +198,12 @@ impl Coding {
         errors
     }
 
-    /// `execute`: from here on an uncoded error is an execution error.
-    pub(crate) fn executing(&self) {
-        self.state().executed = true;
+    /// `execute`: from here on an uncoded error is an execution error. Returns the
+    /// witness the operation's connections report a broken connection to.
+    pub(crate) fn executing(&self) -> LossWitness {
+        let mut state = self.state();
+        state.executed = true;
+        state.witness.clone()
     }
 }
 
@@ -298,6 +322,17 @@ mod tests {
             Err("connection refused at 10.0.0.1".into())
         }
 
+        /// Fails as a statement does whose session the database ended: its connection
+        /// came back broken.
+        async fn cut(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<i32> {
+            ctx.data::<LossWitness>()?.note();
+            let fatal = diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new("terminating connection due to administrator command".to_owned()),
+            );
+            Err(AppError::Database(fatal).into())
+        }
+
         /// Doubles `n`.
         async fn double(&self, n: i32) -> i32 {
             n * 2
@@ -324,6 +359,17 @@ mod tests {
         assert_eq!(response.errors[0].message, INTERNAL_MESSAGE);
         assert_eq!(extension(&response, "code"), Some(&"INTERNAL".into()));
         assert_eq!(extension(&response, "requestId"), Some(&"request-1".into()));
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_of_an_operation_whose_connection_broke_is_unavailable() {
+        let response = run("{ cut }", serde_json::json!({})).await;
+        assert_eq!(response.errors[0].message, UNAVAILABLE_MESSAGE);
+        assert_eq!(extension(&response, "code"), Some(&"UNAVAILABLE".into()));
+        assert_eq!(extension(&response, "requestId"), None);
+        // The same error with every connection intact is the bug it looks like.
+        let response = run("{ broken }", serde_json::json!({})).await;
+        assert_eq!(extension(&response, "code"), Some(&"INTERNAL".into()));
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
-use crate::db::{DbPool, pool};
+use crate::db::{DbPool, LossWitness, pool};
 use crate::error::LoadError;
 use crate::graphql::batching::{Gate, Hold, spawner};
 use crate::graphql::nested::{NestedCaseLoader, NestedDetectionLoader, NestedMessageLoader};
@@ -44,8 +44,15 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(db: DbPool, tenant: TenantId, gate: &Arc<Gate>) -> Self {
-        let scope = Scope { db, tenant };
+    /// The loaders of an operation; with `witness`, their connections tell it when they
+    /// come back broken (a subscription's serve every event, and have none).
+    pub fn new(
+        db: DbPool,
+        tenant: TenantId,
+        gate: &Arc<Gate>,
+        witness: Option<LossWitness>,
+    ) -> Self {
+        let scope = Scope { db, tenant, witness };
         Self {
             users: loader(UserLoader(scope.clone()), gate),
             api_tokens: loader(ApiTokenLoader(scope.clone()), gate),
@@ -87,11 +94,12 @@ fn loader<T: Send + Sync + 'static>(fetch: T, gate: &Arc<Gate>) -> DataLoader<T>
 pub struct Scope {
     db: DbPool,
     pub(crate) tenant: TenantId,
+    witness: Option<LossWitness>,
 }
 
 impl Scope {
     pub(crate) async fn conn(&self) -> Result<crate::db::DbConn, LoadError> {
-        Ok(pool::get(&self.db).await?)
+        Ok(pool::get_witnessed(&self.db, self.witness.as_ref()).await?)
     }
 }
 

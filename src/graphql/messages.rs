@@ -5,11 +5,11 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::db::{DbPool, pool};
 use crate::domain::messages as ops;
 use crate::graphql::cases::Case;
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::nested::NestedMessages;
+use crate::graphql::own_conn;
 use crate::graphql::pagination::{Conn, PageArgs, Total, connection};
 use crate::graphql::users::User;
 use crate::graphql::viewer_and_loaders;
@@ -112,7 +112,7 @@ impl MessageMutation {
     ) -> async_graphql::Result<MessagePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let case = CaseId(ids::expect(Kind::Case, &input.case_id, "caseId")?);
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let message = ops::post(&mut conn, viewer, case, input.body).await?;
         Ok(MessagePayload {
             client_mutation_id: input.client_mutation_id,

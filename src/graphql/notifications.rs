@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, InputObject, Object};
 
-use crate::db::{DbPool, pool};
 use crate::domain::notifications::{self, NotificationDraft};
+use crate::graphql::own_conn;
 use crate::graphql::tenants::{Tenant, TenantPayload};
 use crate::graphql::viewer_and_loaders;
 use crate::models::tenants::{self, AssignmentMail};
@@ -58,7 +58,7 @@ impl NotificationMutation {
             case_created_recipients: input.case_created_recipients,
             assignment_mail: input.assignment_mail,
         };
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let tenant = notifications::update(&mut conn, viewer, draft).await?;
         Ok(TenantPayload { client_mutation_id: input.client_mutation_id, tenant: Tenant(tenant) })
     }

@@ -157,7 +157,7 @@ impl Extension for Stages {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        self.coding.executing();
-        operation::execute(ctx, operation_name, next).await
+        let witness = self.coding.executing();
+        operation::execute(ctx, operation_name, witness, next).await
     }
 }

@@ -3,7 +3,6 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::db::{DbPool, pool};
 use crate::domain::subjects::{self as ops, SubjectDraft};
 use crate::error::AppError;
 use crate::graphql::cases::inputs::{CaseFilterInput, filter_text};
@@ -11,6 +10,7 @@ use crate::graphql::cases::{Case, ListedCase, RiskSummary};
 use crate::graphql::detections::{ListedDetection, nested_connection};
 use crate::graphql::ids::{self, Kind};
 use crate::graphql::nested::{CaseSpec, DetectionParent, NestedCases};
+use crate::graphql::own_conn;
 use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::scalars::Date;
 use crate::graphql::viewer_and_loaders;
@@ -304,7 +304,7 @@ impl SubjectMutation {
             watchlists: input.watchlists,
             notes: input.notes,
         };
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let subject = ops::upsert(&mut conn, viewer, draft).await?;
         Ok(SubjectPayload {
             client_mutation_id: input.client_mutation_id,

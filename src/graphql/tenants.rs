@@ -2,10 +2,10 @@
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 
-use crate::db::{DbPool, pool};
 use crate::domain::admin::{self, PolicyDraft};
 use crate::error::AppError;
 use crate::graphql::notifications::NotificationSettings;
+use crate::graphql::own_conn;
 use crate::graphql::{ids, viewer_and_loaders};
 use crate::models::enums::Severity;
 use crate::models::tenants::{self, License};
@@ -140,7 +140,7 @@ impl TenantMutation {
             auto_case_enabled: input.auto_case_enabled,
             auto_case_min_severity: input.auto_case_min_severity,
         };
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let tenant = admin::update_policies(&mut conn, viewer, draft).await?;
         Ok(TenantPayload { client_mutation_id: input.client_mutation_id, tenant: Tenant(tenant) })
     }

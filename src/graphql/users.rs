@@ -3,10 +3,10 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::db::{DbPool, pool};
 use crate::domain::admin;
 use crate::error::AppError;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::own_conn;
 use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::viewer_and_loaders;
 use crate::models::ids::{TokenId, UserId};
@@ -249,7 +249,7 @@ impl UserMutation {
         #[graphql(desc = "The new user.")] input: CreateUserInput,
     ) -> async_graphql::Result<UserPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let user =
             admin::create_user(&mut conn, viewer, &input.email, &input.display_name, input.role)
                 .await?;
@@ -273,7 +273,7 @@ impl UserMutation {
             role: input.role,
             active: input.active,
         };
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let user = admin::update_user(&mut conn, viewer, id, draft).await?;
         Ok(UserPayload { client_mutation_id: input.client_mutation_id, user: User(user) })
     }
@@ -289,7 +289,7 @@ impl UserMutation {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         viewer.require(crate::domain::access::ADMINISTER)?;
         let user = UserId(ids::expect(Kind::User, &input.user_id, "userId")?);
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let (id, token) =
             admin::create_token(&mut conn, viewer, user, &input.name, input.expires_at).await?;
         Ok(CreateApiTokenPayload {
@@ -313,7 +313,7 @@ impl UserMutation {
             _ => uuid::Uuid::parse_str(&input.token_id)
                 .map_err(|_| AppError::validation("tokenId", "`tokenId` is not an ApiToken id"))?,
         };
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let id = admin::revoke_token(&mut conn, viewer, TokenId(uuid)).await?;
         Ok(RevokeApiTokenPayload {
             client_mutation_id: input.client_mutation_id,

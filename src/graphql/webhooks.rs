@@ -5,12 +5,12 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::config::WebhookConfig;
-use crate::db::{DbPool, pool};
 use crate::domain::access;
 use crate::domain::webhooks::{self as domain, WebhookDraft};
 use crate::error::AppError;
 use crate::events::cursor::EventCursor;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::own_conn;
 use crate::graphql::pagination::{Conn, ListCount, PageArgs, Total, connection};
 use crate::graphql::viewer_and_loaders;
 use crate::models::events::CaseEventKind;
@@ -251,7 +251,7 @@ impl WebhookMutation {
             enabled: None,
         };
         let config = ctx.data::<WebhookConfig>()?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let hook = domain::create(&mut conn, viewer, config, draft).await?;
         Ok(WebhookPayload { client_mutation_id: input.client_mutation_id, webhook: Webhook(hook) })
     }
@@ -274,7 +274,7 @@ impl WebhookMutation {
             enabled: input.enabled,
         };
         let config = ctx.data::<WebhookConfig>()?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let hook = domain::update(&mut conn, viewer, config, id, draft).await?;
         Ok(WebhookPayload { client_mutation_id: input.client_mutation_id, webhook: Webhook(hook) })
     }
@@ -288,7 +288,7 @@ impl WebhookMutation {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         viewer.require(access::ADMINISTER)?;
         let id = ids::expect(Kind::Webhook, &input.id, "id")?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let deleted = domain::delete(&mut conn, viewer, id).await?;
         Ok(DeleteWebhookPayload {
             client_mutation_id: input.client_mutation_id,

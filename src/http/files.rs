@@ -101,7 +101,8 @@ async fn upload(
     let id = detection_id(&id).map_err(fail)?;
     {
         let mut conn = pool::get(&state.db).await.map_err(fail)?;
-        evidence::check_upload(&mut conn, &viewer, id).await.map_err(fail)?;
+        let checked = evidence::check_upload(&mut conn, &viewer, id).await;
+        conn.settle(checked).map_err(fail)?;
     }
     let limit = state.files.max_upload_bytes;
     let too_large = || {
@@ -238,7 +239,8 @@ async fn download(
     let id = detection_id(&id).map_err(fail)?;
     let (detection, hash, size) = {
         let mut conn = pool::get(&state.db).await.map_err(fail)?;
-        evidence::find_download(&mut conn, &viewer, id).await.map_err(fail)?
+        let found = evidence::find_download(&mut conn, &viewer, id).await;
+        conn.settle(found).map_err(fail)?
     };
     let etag = format!("\"{hash}\"");
     let mut response_headers = HeaderMap::new();
@@ -308,9 +310,9 @@ async fn download(
     {
         let range = range.as_ref().map(|r| (r.start, r.end));
         let mut conn = pool::get(&state.db).await.map_err(fail)?;
-        evidence::record_download(&mut conn, &viewer, &detection, &hash, size, range)
-            .await
-            .map_err(fail)?;
+        let recorded =
+            evidence::record_download(&mut conn, &viewer, &detection, &hash, size, range).await;
+        conn.settle(recorded).map_err(fail)?;
     }
     tracing::info!(detection = %id.0, sha256 = %hash, bytes = length, "evidence downloaded");
     Ok((status, response_headers, Body::from_stream(stream)).into_response())

@@ -432,7 +432,8 @@ fn start_commit(state: &AppState, viewer: auth::Viewer, chunk: &mut Chunk) -> Op
     let db = state.db.clone();
     Some(tokio::spawn(async move {
         let mut conn = pool::get(&db).await?;
-        let done = ingest::ingest_chunk(&mut conn, &viewer, drafts).await?;
+        let done = ingest::ingest_chunk(&mut conn, &viewer, drafts).await;
+        let done = conn.settle(done)?;
         Ok((done, lines))
     }))
 }

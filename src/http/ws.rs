@@ -360,7 +360,7 @@ impl Executor for Operations {
                 // A subscription lives long: its loaders (no cache) serve every event, and
                 // fetch at once (no operation around them to gate).
                 let gate = Gate::new();
-                request.data.insert(Loaders::new(self.db.clone(), viewer.tenant_id, &gate));
+                request.data.insert(Loaders::new(self.db.clone(), viewer.tenant_id, &gate, None));
                 self.schema
                     .execute_stream_with_session_data(request, session_data.unwrap_or_default())
                     .map(move |response| {

@@ -94,7 +94,7 @@ async fn postgres_stopped_under_load_fails_fast_with_unavailable_and_loses_no_ac
         "PostgreSQL stop (pg_ctl stop -m fast, took {} ms) and start (pg_ctl start -w, took {} ms) \
          under {WRITERS} writers: time to detect (first failed write after the stop) {}, \
          /readyz 503 after {}; time to recover (first acknowledged write after the start) {}, \
-         /readyz 200 after {}; {failures} failed writes, UNAVAILABLE 503 but for those in flight (above), the slowest in \
+         /readyz 200 after {}; {failures} failed writes, all UNAVAILABLE 503, the slowest in \
          {} ms; {acknowledged} writes acknowledged, all found in the database and sent to the \
          subscription",
         millis(stop_took),
@@ -177,7 +177,7 @@ async fn the_embedded_postmaster_killed_is_started_again_and_casefile_recovers_b
     println!(
         "embedded postmaster killed (SIGKILL) under {WRITERS} writers: first failed write after \
          {}, new postmaster after {} ms, time to recover (first acknowledged write after the \
-         first failure, from the kill) {}; {failures} failed writes, UNAVAILABLE 503 but for those in flight (above), the slowest in {} ms; \
+         first failure, from the kill) {}; {failures} failed writes, all UNAVAILABLE 503, the slowest in {} ms; \
          {acknowledged} writes acknowledged, all found and sent to the subscription",
         after(killed, first_failure),
         millis(restarted),
@@ -257,7 +257,7 @@ async fn failover_to_a_promoted_synchronous_standby_carries_on_and_loses_no_ackn
         "failover under {WRITERS} writers: primary stopped (pg_ctl stop -m immediate) in {} ms, \
          standby promoted {} ms after the kill; first failed write after {}, time to recover \
          (first acknowledged write after the first failure, from the kill) {}; {failures} failed writes, \
-         UNAVAILABLE 503 but for those in flight (above), the slowest in {} ms; {acknowledged} \
+         all UNAVAILABLE 503, the slowest in {} ms; {acknowledged} \
          writes acknowledged ({after_failover} on the new primary), all found on the new primary and sent to the \
          subscription started before the failover",
         millis(kill_took),

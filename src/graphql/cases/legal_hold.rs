@@ -3,11 +3,11 @@
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
-use crate::db::{DbPool, pool};
 use crate::domain::retention;
 use crate::graphql::cases::Case;
 use crate::graphql::cases::mutation::CasePayload;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::own_conn;
 use crate::graphql::users::User;
 use crate::graphql::viewer_and_loaders;
 use crate::models::ids::{CaseId, UserId};
@@ -80,7 +80,7 @@ impl LegalHoldMutation {
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = CaseId(ids::expect(Kind::Case, &input.case_id, "caseId")?);
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let case = retention::set_legal_hold(&mut conn, viewer, id, input.reason).await?;
         Ok(CasePayload { client_mutation_id: input.client_mutation_id, case: Case(case) })
     }

@@ -2,11 +2,11 @@
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 
-use crate::db::{DbPool, pool};
 use crate::domain::case_detections;
 use crate::domain::cases::{self as ops, CreateCase, UpdateCase};
 use crate::graphql::cases::Case;
 use crate::graphql::ids::{self, Kind};
+use crate::graphql::own_conn;
 use crate::graphql::viewer_and_loaders;
 use crate::models::enums::{CaseKind, CaseStatus, Resolution, Severity};
 use crate::models::ids::{CaseId, DetectionId, SubjectId, UserId};
@@ -184,7 +184,7 @@ impl CaseMutation {
                 .transpose()?,
             detections: detection_ids(&input.detection_ids.unwrap_or_default(), "detectionIds")?,
         };
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let case = ops::create(&mut conn, viewer, create).await?;
         Ok(payload(input.client_mutation_id, case))
     }
@@ -217,7 +217,7 @@ impl CaseMutation {
             status: input.status.into(),
             assignee: assignee.into(),
         };
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let case = ops::update(&mut conn, viewer, id, update).await?;
         Ok(payload(input.client_mutation_id, case))
     }
@@ -232,7 +232,7 @@ impl CaseMutation {
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.id, "id")?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let case =
             ops::resolve(&mut conn, viewer, id, input.resolution, input.expected_version).await?;
         Ok(payload(input.client_mutation_id, case))
@@ -249,7 +249,7 @@ impl CaseMutation {
     ) -> async_graphql::Result<CasePayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.id, "id")?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let storage = ctx.data::<Storage>()?;
         let case = ops::archive(&mut conn, storage, viewer, id, input.expected_version).await?;
         Ok(payload(input.client_mutation_id, case))
@@ -271,7 +271,7 @@ impl CaseMutation {
             .iter()
             .map(|id| case_id(id, "ids"))
             .collect::<async_graphql::Result<Vec<_>>>()?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let deleted = ops::delete(&mut conn, ctx.data::<Storage>()?, viewer, list).await?;
         Ok(DeleteCasesPayload {
             client_mutation_id: input.client_mutation_id,
@@ -291,7 +291,7 @@ impl CaseMutation {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.case_id, "caseId")?;
         let detections = detection_ids(&input.detection_ids, "detectionIds")?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let case = case_detections::add(&mut conn, viewer, id, detections).await?;
         Ok(payload(input.client_mutation_id, case))
     }
@@ -307,7 +307,7 @@ impl CaseMutation {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let id = case_id(&input.case_id, "caseId")?;
         let detections = detection_ids(&input.detection_ids, "detectionIds")?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let case = case_detections::remove(&mut conn, viewer, id, detections).await?;
         Ok(payload(input.client_mutation_id, case))
     }
@@ -326,7 +326,7 @@ impl CaseMutation {
             .subject_id
             .map(|s| ids::expect(Kind::Subject, &s, "subjectId").map(SubjectId))
             .transpose()?;
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let case = ops::set_subject(&mut conn, viewer, id, subject).await?;
         Ok(payload(input.client_mutation_id, case))
     }

@@ -3,10 +3,10 @@
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::db::{DbPool, pool};
 use crate::domain::ingest::{self, DetectionDraft, DeviceDraft, FileDraft};
 use crate::graphql::cases::Case;
 use crate::graphql::detections::Detection;
+use crate::graphql::own_conn;
 use crate::graphql::viewer_and_loaders;
 use crate::models::enums::{DetectionSource, FileAvailability};
 
@@ -180,7 +180,7 @@ impl DetectionMutation {
     ) -> async_graphql::Result<IngestDetectionsPayload> {
         let (viewer, _) = viewer_and_loaders(ctx)?;
         let drafts = input.detections.into_iter().map(DetectionDraft::from).collect();
-        let mut conn = pool::get(ctx.data::<DbPool>()?).await?;
+        let mut conn = own_conn(ctx).await?;
         let outcome = ingest::ingest(&mut conn, viewer, drafts).await?;
         Ok(IngestDetectionsPayload {
             client_mutation_id: input.client_mutation_id,

@@ -297,24 +297,24 @@ impl Load {
     }
 
     /// Every failure so far was `UNAVAILABLE` with HTTP 503 and came well before the
-    /// pool's wait, except that a write already in flight at `fault` (sent before it) may
-    /// have failed `INTERNAL`: PostgreSQL ends its session under the statement (FATAL
-    /// 57P01), which diesel reports as a database error of no known kind (a gap this test
-    /// counts and prints, see the README). Returns how many failed, the slowest, and how
-    /// many of the failures were such writes in flight.
+    /// pool's wait, writes already in flight at `fault` (sent before it) included: their
+    /// session ended under the statement (PostgreSQL stopping ends each with FATAL 57P01,
+    /// which diesel reports without a kind), and the operation, its connection back
+    /// broken, says `UNAVAILABLE` rather than `INTERNAL`. Returns how many failed, the
+    /// slowest, and how many of the failures were writes in flight.
     pub fn check_failures(&self, fault: Instant) -> (usize, Duration, usize) {
         let failures = self.failures.lock().expect("failures").clone();
         let mut in_flight = 0;
         for failure in &failures {
             let sent = failure.at.checked_sub(failure.took).unwrap_or(failure.at);
-            if sent < fault && failure.code == "INTERNAL" {
+            if sent < fault {
                 in_flight += 1;
-                continue;
             }
             assert_eq!(
                 (failure.status, failure.code.as_str()),
                 (503, "UNAVAILABLE"),
-                "{failure:?}"
+                "{failure:?} (sent {} before the fault)",
+                if sent < fault { "" } else { "not" }
             );
             assert!(
                 failure.took < POOL_WAIT / 2,
@@ -322,12 +322,8 @@ impl Load {
                 failure.took
             );
         }
-        assert!(in_flight <= super::WRITERS, "{in_flight} writes in flight failed INTERNAL");
         if in_flight > 0 {
-            println!(
-                "{in_flight} writes in flight at the fault failed INTERNAL (the session ended \
-                 under the statement)"
-            );
+            println!("{in_flight} writes in flight at the fault failed UNAVAILABLE");
         }
         let slowest = failures.iter().map(|f| f.took).max().unwrap_or_default();
         (failures.len(), slowest, in_flight)
