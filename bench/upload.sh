@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-CASEFILE_DATA_DIR="$WORK/data" CASEFILE_LISTEN="127.0.0.1:$PORT" \
+CASEFILE_DATA_DIR="$WORK/data" CASEFILE_LISTEN="127.0.0.1:$PORT" CASEFILE_RATE_LIMIT_PER_MINUTE=0 \
   CASEFILE_MAX_UPLOAD_BYTES=$((2 * 1024 * 1024 * 1024)) "$BIN" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 120); do
