@@ -44,20 +44,41 @@ impl std::ops::DerefMut for DbConn {
 
 impl DbConn {
     /// The result of statements run on this connection, with an internal error turned
-    /// into `UNAVAILABLE` when the connection is now broken: the database ended the
-    /// session under the statement (see [`LossWitness`]). For endpoints that answer
-    /// an [`AppError`] alone; GraphQL operations do the same through their witness.
-    pub fn settle<T>(&mut self, result: AppResult<T>) -> AppResult<T> {
+    /// into `UNAVAILABLE` when the connection's session is gone: the database ended it
+    /// under the statement (see [`LossWitness`]), which a `SELECT 1` on the same
+    /// connection tells for certain (the closed connection may not be noticed yet). For
+    /// endpoints that answer an [`AppError`] alone; GraphQL operations do the same through
+    /// their witness.
+    pub async fn settle<T>(&mut self, result: AppResult<T>) -> AppResult<T> {
         match result {
-            Err(error)
-                if error.code() == crate::error::Code::Internal
-                    && PoolableConnection::is_broken(&mut *self.conn) =>
-            {
-                Err(AppError::Unavailable(format!("session ended under a statement: {error}")))
+            Err(error) if error.code() == crate::error::Code::Internal => {
+                let gone = PoolableConnection::is_broken(&mut *self.conn)
+                    || !matches!(
+                        tokio::time::timeout(PROBE_TIMEOUT, database::ping(&mut self.conn)).await,
+                        Ok(Ok(()))
+                    );
+                if gone {
+                    Err(AppError::Unavailable(format!("session ended under a statement: {error}")))
+                } else {
+                    Err(error)
+                }
             }
             other => other,
         }
     }
+}
+
+/// How long a check that the database still answers may take before it counts as no.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether the database answers now: a connection from the pool runs `SELECT 1` within
+/// [`PROBE_TIMEOUT`]. Asked only after an internal error (see [`LossWitness`]).
+pub async fn answers(pool: &DbPool) -> bool {
+    let probe = async {
+        let mut conn = pool.get().await.ok()?;
+        database::ping(&mut conn).await.ok()
+    };
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Some(())))
 }
 
 impl Drop for DbConn {
@@ -73,7 +94,10 @@ impl Drop for DbConn {
 /// Whether a connection of one operation came back broken: its session ended under a
 /// statement (PostgreSQL stopping says so with a `FATAL` error, which diesel reports
 /// without its kind; the connection is closed after it) or it was left inside a
-/// transaction. The operation's errors then say `UNAVAILABLE`, not `INTERNAL`.
+/// transaction. The operation's errors then say `UNAVAILABLE`, not `INTERNAL`. The
+/// connection's task may notice the close only after the connection went back to the
+/// pool: an operation that failed `INTERNAL` without its witness told asks whether the
+/// database still [`answers`] before it answers.
 #[derive(Clone, Default, Debug)]
 pub struct LossWitness(Arc<AtomicBool>);
 

@@ -124,7 +124,7 @@ async fn commit_upload(
         Ok((Uploaded::Created, new))
     })
     .await;
-    conn.settle(result)
+    conn.settle(result).await
 }
 
 /// An event about a detection's file contents.

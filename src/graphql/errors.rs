@@ -198,6 +198,11 @@ impl Coding {
         errors
     }
 
+    /// The witness the operation's connections report a broken connection to.
+    pub(crate) fn witness(&self) -> LossWitness {
+        self.state().witness.clone()
+    }
+
     /// `execute`: from here on an uncoded error is an execution error. Returns the
     /// witness the operation's connections report a broken connection to.
     pub(crate) fn executing(&self) -> LossWitness {
@@ -243,6 +248,11 @@ fn execution_code(
             Code::Internal.as_str()
         }
     }
+}
+
+/// Whether any error of the response is `INTERNAL` already (an [`AppError`]'s).
+pub(crate) fn has_internal(response: &Response) -> bool {
+    response.errors.iter().any(|error| code_of(error) == Some(Code::Internal.as_str()))
 }
 
 fn code_of(error: &ServerError) -> Option<&str> {

@@ -19,8 +19,9 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 use futures_util::stream::BoxStream;
 
+use crate::db::{DbPool, pool};
 use crate::graphql::documents::{self, Documents, Hash};
-use crate::graphql::errors::Coding;
+use crate::graphql::errors::{self, Coding};
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::{operation, storable};
 
@@ -74,6 +75,17 @@ impl Stages {
 impl Extension for Stages {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let response = next.run(ctx).await;
+        // An internal error while the database does not answer is the database's absence
+        // (a connection whose session ended may go back to the pool before it is seen
+        // closed): the witness is told, and the error pipeline says `UNAVAILABLE`.
+        let witness = self.coding.witness();
+        if !witness.saw_loss()
+            && errors::has_internal(&response)
+            && let Ok(db) = ctx.data::<DbPool>()
+            && !pool::answers(db).await
+        {
+            witness.note();
+        }
         self.coding.finish(response)
     }
 

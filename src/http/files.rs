@@ -102,7 +102,7 @@ async fn upload(
     {
         let mut conn = pool::get(&state.db).await.map_err(fail)?;
         let checked = evidence::check_upload(&mut conn, &viewer, id).await;
-        conn.settle(checked).map_err(fail)?;
+        conn.settle(checked).await.map_err(fail)?;
     }
     let limit = state.files.max_upload_bytes;
     let too_large = || {
@@ -240,7 +240,7 @@ async fn download(
     let (detection, hash, size) = {
         let mut conn = pool::get(&state.db).await.map_err(fail)?;
         let found = evidence::find_download(&mut conn, &viewer, id).await;
-        conn.settle(found).map_err(fail)?
+        conn.settle(found).await.map_err(fail)?
     };
     let etag = format!("\"{hash}\"");
     let mut response_headers = HeaderMap::new();
@@ -312,7 +312,7 @@ async fn download(
         let mut conn = pool::get(&state.db).await.map_err(fail)?;
         let recorded =
             evidence::record_download(&mut conn, &viewer, &detection, &hash, size, range).await;
-        conn.settle(recorded).map_err(fail)?;
+        conn.settle(recorded).await.map_err(fail)?;
     }
     tracing::info!(detection = %id.0, sha256 = %hash, bytes = length, "evidence downloaded");
     Ok((status, response_headers, Body::from_stream(stream)).into_response())

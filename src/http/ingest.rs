@@ -433,7 +433,7 @@ fn start_commit(state: &AppState, viewer: auth::Viewer, chunk: &mut Chunk) -> Op
     Some(tokio::spawn(async move {
         let mut conn = pool::get(&db).await?;
         let done = ingest::ingest_chunk(&mut conn, &viewer, drafts).await;
-        let done = conn.settle(done)?;
+        let done = conn.settle(done).await?;
         Ok((done, lines))
     }))
 }

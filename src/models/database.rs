@@ -23,6 +23,11 @@ pub async fn schema_version(conn: &mut AsyncPgConnection) -> diesel::QueryResult
     Ok(row.version)
 }
 
+/// A statement that does nothing: it succeeds while the connection's session lives.
+pub async fn ping(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn).await.map(drop)
+}
+
 /// Makes every later statement of this connection fail once it runs longer than `timeout`.
 pub async fn set_statement_timeout(
     conn: &mut AsyncPgConnection,
