@@ -52,12 +52,8 @@ impl DbConn {
     pub async fn settle<T>(&mut self, result: AppResult<T>) -> AppResult<T> {
         match result {
             Err(error) if error.code() == crate::error::Code::Internal => {
-                let gone = PoolableConnection::is_broken(&mut *self.conn)
-                    || !matches!(
-                        tokio::time::timeout(PROBE_TIMEOUT, database::ping(&mut self.conn)).await,
-                        Ok(Ok(()))
-                    );
-                if gone {
+                if PoolableConnection::is_broken(&mut *self.conn) || !responds(&mut self.conn).await
+                {
                     Err(AppError::Unavailable(format!("session ended under a statement: {error}")))
                 } else {
                     Err(error)
@@ -75,10 +71,17 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// [`PROBE_TIMEOUT`]. Asked only after an internal error (see [`LossWitness`]).
 pub async fn answers(pool: &DbPool) -> bool {
     let probe = async {
-        let mut conn = pool.get().await.ok()?;
-        database::ping(&mut conn).await.ok()
+        match pool.get().await {
+            Ok(mut conn) => responds(&mut conn).await,
+            Err(_) => false,
+        }
     };
-    matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Some(())))
+    tokio::time::timeout(PROBE_TIMEOUT, probe).await.unwrap_or(false)
+}
+
+/// Whether the connection's session still runs a `SELECT 1`, within [`PROBE_TIMEOUT`].
+async fn responds(conn: &mut AsyncPgConnection) -> bool {
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, database::ping(conn)).await, Ok(Ok(())))
 }
 
 impl Drop for DbConn {

@@ -325,6 +325,14 @@ mod tests {
 
     struct Query;
 
+    /// What diesel reports for PostgreSQL's `FATAL 57P01`: a database error of no kind.
+    fn session_ended() -> AppError {
+        AppError::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("terminating connection due to administrator command".to_owned()),
+        ))
+    }
+
     #[Object]
     impl Query {
         /// Fails without a code, as a bug would.
@@ -336,11 +344,12 @@ mod tests {
         /// came back broken.
         async fn cut(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<i32> {
             ctx.data::<LossWitness>()?.note();
-            let fatal = diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::Unknown,
-                Box::new("terminating connection due to administrator command".to_owned()),
-            );
-            Err(AppError::Database(fatal).into())
+            Err(session_ended().into())
+        }
+
+        /// Fails as that statement does when its connection is not yet seen closed.
+        async fn fatal(&self) -> async_graphql::Result<i32> {
+            Err(session_ended().into())
         }
 
         /// Doubles `n`.
@@ -357,6 +366,26 @@ mod tests {
             .variables(Variables::from_json(variables))
             .data(RequestId("request-1".to_owned()));
         schema.execute(request).await
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_while_the_database_does_not_answer_is_unavailable() {
+        // Nothing listens on port 1: every connection is refused.
+        let pool = crate::db::pool::build(
+            "postgresql://casefile@127.0.0.1:1/casefile",
+            1,
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(1),
+        )
+        .expect("pool");
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .extension(crate::graphql::pipeline::Pipeline::default())
+            .data(pool)
+            .finish();
+        let request = Request::new("{ fatal }").data(RequestId("request-1".to_owned()));
+        let response = schema.execute(request).await;
+        assert_eq!(response.errors[0].message, UNAVAILABLE_MESSAGE);
+        assert_eq!(extension(&response, "code"), Some(&"UNAVAILABLE".into()));
     }
 
     fn extension<'a>(response: &'a Response, name: &str) -> Option<&'a async_graphql::Value> {
