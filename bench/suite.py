@@ -231,7 +231,7 @@ def rows_q2(server, answer):
     if "errors" in answer:
         raise SystemExit(f"{server} Q2 failed: {json.dumps(answer)[:500]}")
     case = next(iter(answer["data"].values()))
-    if server == "casefile":
+    if server in ("casefile", "baseline"):
         conn = case["detections"]
         return conn["totalCount"], [decode_id(n["id"]) for n in conn["nodes"]]
     conn = case["caseDetectionsByTenantIdAndCaseId"]
@@ -281,6 +281,9 @@ def main():
     ap.add_argument("--parts", default="q1,q2,q3,q4,q5",
                     help="which workloads to run (comma-separated): q1,q2,q3,q4,q5")
     ap.add_argument("--no-postgraphile", action="store_true")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="another casefile build, run beside this one on the same data: its Q1 "
+                         "and Q2 points are labelled 'baseline' and the ratios compare the two")
     ap.add_argument("--out", default=os.path.join(BENCH, ".out"))
     a = ap.parse_args()
     clients = [int(c) for c in a.clients.split(",") if c]
@@ -325,6 +328,16 @@ def main():
         wait_http(cf_url, cf)
         servers.append({"name": "casefile", "proc": cf, "url": cf_url, "token": token,
                         "q1": gql(CF_Q1), "q2": gql(CF_Q2, {"n": largest})})
+        if pages and a.baseline:
+            # An A/B of two builds: the same settings, data and load generator, points
+            # measured in turn, so the machine's state weighs on both alike.
+            base_port = free_port()
+            base = start([a.baseline, "serve"], {**env, "CASEFILE_LISTEN": f"127.0.0.1:{base_port}",
+                         "CASEFILE_POOL_SIZE": "16"}, os.path.join(work, "baseline.log"))
+            base_url = f"http://127.0.0.1:{base_port}/graphql"
+            wait_http(base_url, base)
+            servers.append({"name": "baseline", "proc": base, "url": base_url, "token": token,
+                            "q1": gql(CF_Q1), "q2": gql(CF_Q2, {"n": largest})})
         if pages and not a.no_postgraphile:
             p5_port, p4_port = free_port(), free_port()
             shutil.copy(os.path.join(BENCH, "graphile.config.mjs"), os.path.join(TOOLS, "pg5"))
@@ -547,14 +560,14 @@ def print_table(r):
             if not cf:
                 continue
             parts = []
-            for other in ["PostGraphile 5", "PostGraphile 4"]:
+            for other in ["baseline", "PostGraphile 5", "PostGraphile 4"]:
                 o = by.get(other)
                 if o and o["rps"]:
                     p99 = f", p99 {cf['p99ms'] / o['p99ms']:.2f}x" if o["p99ms"] else ""
                     parts.append(f"casefile/{other} {cf['rps'] / o['rps']:.2f}x{p99}")
             lim = by.get("SQL limit")
             if lim and lim["rps"]:
-                for name in ["casefile", "PostGraphile 5", "PostGraphile 4"]:
+                for name in ["casefile", "baseline", "PostGraphile 5", "PostGraphile 4"]:
                     if name in by:
                         parts.append(f"{name}/limit {100 * by[name]['rps'] / lim['rps']:.0f}%")
             print(f"  {q} @{c}: " + "; ".join(parts))
