@@ -137,6 +137,17 @@ def wait_http(url, p, seconds=120):
     raise SystemExit(f"{url} did not answer within {seconds} s")
 
 
+def serve_casefile(binary, env, log_path):
+    """Starts `binary serve` on a free port with the suite's pool of 16; answers the
+    process and its GraphQL url once it answers."""
+    port = free_port()
+    proc = start([binary, "serve"], {**env, "CASEFILE_LISTEN": f"127.0.0.1:{port}",
+                 "CASEFILE_POOL_SIZE": "16"}, log_path)
+    url = f"http://127.0.0.1:{port}/graphql"
+    wait_http(url, proc)
+    return proc, url
+
+
 def peak_rss_mb(pid):
     """Peak RSS of the process and its children (node's workers), in MB."""
     total = 0
@@ -321,21 +332,13 @@ def main():
             run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", cluster.url(db)], input=f.read())
         cluster.psql(db, "VACUUM ANALYZE")
 
-        cf_port = free_port()
-        cf = start([a.casefile, "serve"], {**env, "CASEFILE_LISTEN": f"127.0.0.1:{cf_port}",
-                   "CASEFILE_POOL_SIZE": "16"}, os.path.join(work, "casefile.log"))
-        cf_url = f"http://127.0.0.1:{cf_port}/graphql"
-        wait_http(cf_url, cf)
+        cf, cf_url = serve_casefile(a.casefile, env, os.path.join(work, "casefile.log"))
         servers.append({"name": "casefile", "proc": cf, "url": cf_url, "token": token,
                         "q1": gql(CF_Q1), "q2": gql(CF_Q2, {"n": largest})})
         if pages and a.baseline:
             # An A/B of two builds: the same settings, data and load generator, points
             # measured in turn, so the machine's state weighs on both alike.
-            base_port = free_port()
-            base = start([a.baseline, "serve"], {**env, "CASEFILE_LISTEN": f"127.0.0.1:{base_port}",
-                         "CASEFILE_POOL_SIZE": "16"}, os.path.join(work, "baseline.log"))
-            base_url = f"http://127.0.0.1:{base_port}/graphql"
-            wait_http(base_url, base)
+            base, base_url = serve_casefile(a.baseline, env, os.path.join(work, "baseline.log"))
             servers.append({"name": "baseline", "proc": base, "url": base_url, "token": token,
                             "q1": gql(CF_Q1), "q2": gql(CF_Q2, {"n": largest})})
         if pages and not a.no_postgraphile:
